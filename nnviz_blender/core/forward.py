@@ -110,7 +110,7 @@ def forward(model: Model, x: np.ndarray) -> list[np.ndarray]:
     """
     batch, single = _as_batch(model, x)
     parts = [_run(model, batch[i : i + CHUNK], keep=True) for i in range(0, len(batch), CHUNK)]
-    acts = parts[0] if len(parts) == 1 else [np.concatenate(a) for a in zip(*parts)]
+    acts = parts[0] if len(parts) == 1 else [np.concatenate(a) for a in zip(*parts, strict=True)]
     return [a[0] for a in acts] if single else acts
 
 

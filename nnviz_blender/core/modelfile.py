@@ -175,9 +175,7 @@ def _resolve(index: int, raw: Any, in_shape: Shape) -> tuple[dict[str, Any], Sha
 
     if kind in POOLS:
         kh, kw = _pair(raw, "kernel_size", None, where)
-        sh, sw = _pair(
-            raw, "stride", None if "kernel_size" not in raw else raw["kernel_size"], where
-        )
+        sh, sw = _pair(raw, "stride", raw.get("kernel_size"), where)
         ph, pw = _pair(raw, "padding", 0, where)
         if len(in_shape) != 3:
             raise ModelError(f"{where}: needs a (C, H, W) input but gets shape {list(in_shape)}")
