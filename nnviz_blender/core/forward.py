@@ -27,7 +27,7 @@ def _windows(
     """(N, C, H, W) -> (N, C, Ho, Wo, kh, kw) view of every window (after padding with `fill`)."""
     if p != (0, 0):
         x = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])), constant_values=fill)
-    return sliding_window_view(x, k, axis=(2, 3))[:, :, :: s[0], :: s[1]]
+    return sliding_window_view(x, k, axis=(2, 3))[:, :, :: s[0], :: s[1]]  # type: ignore[call-overload]
 
 
 def conv2d(
@@ -73,8 +73,10 @@ def apply_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
     """One layer on a batch (N, *layer.in_shape) -> (N, *layer.out_shape), float32."""
     p = layer.params
     if layer.type == "dense":
+        assert layer.weight is not None
         y = dense(x, layer.weight, layer.bias)
     elif layer.type == "conv2d":
+        assert layer.weight is not None
         y = conv2d(x, layer.weight, layer.bias, p["stride"], p["padding"])
     elif layer.type == "maxpool2d":
         y = maxpool2d(x, p["kernel_size"], p["stride"], p["padding"])

@@ -1,0 +1,91 @@
+"""Benchmarks: NumPy forward latency against PyTorch CPU on the same weights, in the same run.
+
+    python scripts/bench.py [--json] [--repeat N]
+
+Keys (--json): <net>_forward_ms, <net>_prepare_forward_ms (preprocessing of a 280x280 drawing
+included), <net>_torch_ms, <net>_speedup_vs_torch (torch / ours, forward only), for net in mlp, cnn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from nnviz_blender.core.forward import forward  # noqa: E402
+from nnviz_blender.core.modelfile import load_model  # noqa: E402
+from nnviz_blender.core.preprocess import prepare  # noqa: E402
+from nnviz_blender.inputs import sample_digit  # noqa: E402
+
+
+def best_ms(fn, repeat: int) -> float:
+    """Median of `repeat` timed calls after a warm-up, in milliseconds."""
+    for _ in range(max(3, repeat // 10)):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
+def torch_forward(model):
+    """A torch.nn.Sequential with the same weights (via the exporter's inverse), or None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from test_forward import to_torch
+
+    torch.set_num_threads(1)
+    net = to_torch(model)
+
+    def run(x):
+        with torch.inference_mode():
+            return net(torch.from_numpy(x)[None])
+
+    return run
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--repeat", type=int, default=300)
+    args = ap.parse_args(argv)
+
+    drawing = np.kron(sample_digit(7).astype(np.float32) / 255.0, np.ones((10, 10), np.float32))
+    results: dict[str, float] = {}
+    for name in ("mlp", "cnn"):
+        model = load_model(os.path.join(ROOT, "models", f"{name}.npz"))
+        x = prepare(model, drawing)
+        results[f"{name}_forward_ms"] = best_ms(lambda m=model, x=x: forward(m, x), args.repeat)
+        results[f"{name}_prepare_forward_ms"] = best_ms(
+            lambda m=model: forward(m, prepare(m, drawing)), args.repeat
+        )
+        run_torch = torch_forward(model)
+        if run_torch is not None:
+            t = best_ms(lambda r=run_torch, x=x: r(x), args.repeat)
+            results[f"{name}_torch_ms"] = t
+            results[f"{name}_speedup_vs_torch"] = t / results[f"{name}_forward_ms"]
+
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print(f"{'measure':32s} {'value':>10s}")
+        for key, value in results.items():
+            unit = "x" if key.endswith("speedup_vs_torch") else "ms"
+            print(f"{key:32s} {value:10.3f} {unit}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+import os
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(ROOT, "models")
+MNIST_DIR = os.environ.get("NNVIZ_MNIST", os.path.join(ROOT, "..", "shared", "data", "mnist"))
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """The official MNIST test images (uint8) and labels."""
+    from nnviz_blender.core import mnist
+
+    return mnist.load(MNIST_DIR, "test")
+
+
+@pytest.fixture(scope="session")
+def shipped():
+    """The shipped models by name."""
+    from nnviz_blender.core.modelfile import load_model
+
+    return {name: load_model(os.path.join(MODELS, f"{name}.npz")) for name in ("mlp", "cnn")}
+
+
+def random_arrays(spec: dict, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random weights of the right shapes for every layer of a spec (via the validator's rules)."""
+    from nnviz_blender.core.modelfile import ModelError, build_model
+
+    rng = np.random.default_rng(seed)
+    arrays: dict[str, np.ndarray] = {}
+    while True:  # ask the validator which array is missing next, and with what shape
+        try:
+            build_model(spec, arrays)
+            return arrays
+        except ModelError as exc:
+            msg = str(exc)
+            if "missing array" not in msg:
+                raise
+            name = msg.split("'")[1]
+            layer = spec["layers"][int(name.split(".")[1])]
+            if layer["type"] == "dense":
+                shape = (layer["out_features"], layer["in_features"])
+            else:
+                k = layer["kernel_size"]
+                kh, kw = (k, k) if isinstance(k, int) else k
+                shape = (layer["out_channels"], layer["in_channels"], kh, kw)
+            if name.endswith("bias"):
+                shape = shape[:1]
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+            arrays[name] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+
+CNN_SPEC = {
+    "name": "cnn-test",
+    "input_shape": [1, 32, 32],
+    "layers": [
+        {"type": "conv2d", "in_channels": 1, "out_channels": 6, "kernel_size": 5},
+        {"type": "tanh"},
+        {"type": "maxpool2d", "kernel_size": 2},
+        {"type": "conv2d", "in_channels": 6, "out_channels": 16, "kernel_size": 5},
+        {"type": "tanh"},
+        {"type": "maxpool2d", "kernel_size": 2},
+        {"type": "flatten"},
+        {"type": "dense", "in_features": 400, "out_features": 120},
+        {"type": "tanh"},
+        {"type": "dense", "in_features": 120, "out_features": 100},
+        {"type": "tanh"},
+        {"type": "dense", "in_features": 100, "out_features": 10},
+        {"type": "softmax"},
+    ],
+}
+MLP_SPEC = {
+    "name": "mlp-test",
+    "input_shape": [1, 28, 28],
+    "layers": [
+        {"type": "flatten"},
+        {"type": "dense", "in_features": 784, "out_features": 300},
+        {"type": "tanh"},
+        {"type": "dense", "in_features": 300, "out_features": 100},
+        {"type": "tanh"},
+        {"type": "dense", "in_features": 100, "out_features": 10},
+        {"type": "softmax"},
+    ],
+}

@@ -1,0 +1,153 @@
+"""The NumPy forward pass equals PyTorch on the same weights, layer by layer, within 1e-5."""
+
+import time
+
+import numpy as np
+import pytest
+from conftest import CNN_SPEC, MLP_SPEC, random_arrays
+
+from nnviz_blender.core.forward import forward, predict
+from nnviz_blender.core.modelfile import build_model
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+
+
+def to_torch(model):
+    """The same network as a torch.nn.Sequential (written independently of export_torch)."""
+    nn = torch.nn
+    mods = []
+    for layer in model.layers:
+        p = layer.params
+        if layer.type == "dense":
+            m = nn.Linear(*layer.weight.shape[::-1], bias=layer.bias is not None)
+        elif layer.type == "conv2d":
+            m = nn.Conv2d(
+                layer.weight.shape[1],
+                layer.weight.shape[0],
+                tuple(p["kernel_size"]),
+                stride=tuple(p["stride"]),
+                padding=tuple(p["padding"]),
+                bias=layer.bias is not None,
+            )
+        elif layer.type == "maxpool2d":
+            m = nn.MaxPool2d(tuple(p["kernel_size"]), tuple(p["stride"]), tuple(p["padding"]))
+        elif layer.type == "avgpool2d":
+            m = nn.AvgPool2d(tuple(p["kernel_size"]), tuple(p["stride"]), tuple(p["padding"]))
+        elif layer.type == "flatten":
+            m = nn.Flatten()
+        elif layer.type == "softmax":
+            m = nn.Softmax(dim=-1)
+        else:
+            m = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[layer.type]()
+        with torch.no_grad():
+            if layer.weight is not None:
+                m.weight.copy_(torch.from_numpy(layer.weight))
+            if layer.bias is not None:
+                m.bias.copy_(torch.from_numpy(layer.bias))
+        mods.append(m)
+    return nn.Sequential(*mods).eval()
+
+
+def assert_matches_torch(model, x, atol=1e-5):
+    acts = forward(model, x)
+    assert len(acts) == len(model.layers) + 1
+    t = torch.from_numpy(x)
+    with torch.no_grad():
+        for i, module in enumerate(to_torch(model)):
+            t = module(t)
+            ours = acts[i + 1]
+            assert ours.dtype == np.float32
+            assert ours.shape == tuple(t.shape), model.layers[i].type
+            err = float(np.abs(ours - t.numpy()).max())
+            assert err <= atol, f"layer {i} ({model.layers[i].type}): max error {err}"
+
+
+RANDOM_SPECS = [
+    {  # stride 2, padding 1, avgpool, relu
+        "input_shape": [1, 20, 20],
+        "layers": [
+            {
+                "type": "conv2d",
+                "in_channels": 1,
+                "out_channels": 4,
+                "kernel_size": 3,
+                "stride": 2,
+                "padding": 1,
+            },
+            {"type": "relu"},
+            {"type": "avgpool2d", "kernel_size": 2},
+            {
+                "type": "conv2d",
+                "in_channels": 4,
+                "out_channels": 5,
+                "kernel_size": [3, 2],
+                "padding": [1, 0],
+            },
+            {"type": "sigmoid"},
+            {"type": "flatten"},
+            {"type": "dense", "in_features": 5 * 5 * 4, "out_features": 7},
+            {"type": "softmax"},
+        ],
+    },
+    {  # padded max pool with stride 1, 3 input channels, no bias
+        "input_shape": [3, 9, 11],
+        "layers": [
+            {"type": "maxpool2d", "kernel_size": 3, "stride": 1, "padding": 1},
+            {
+                "type": "conv2d",
+                "in_channels": 3,
+                "out_channels": 2,
+                "kernel_size": 3,
+                "bias": False,
+            },
+            {"type": "tanh"},
+            {"type": "avgpool2d", "kernel_size": 3, "stride": 2, "padding": 1},
+            {"type": "flatten"},
+            {"type": "dense", "in_features": 2 * 4 * 5, "out_features": 3, "bias": False},
+        ],
+    },
+    {
+        "input_shape": [12],
+        "layers": [{"type": "dense", "in_features": 12, "out_features": 5}, {"type": "relu"}],
+    },
+]
+
+
+@pytest.mark.parametrize("spec", [MLP_SPEC, CNN_SPEC, *RANDOM_SPECS])
+def test_random_architectures_match_torch(spec):
+    for seed in range(3):
+        model = build_model(spec, random_arrays(spec, seed))
+        x = np.random.default_rng(seed).random((5, *model.input_shape), dtype=np.float32)
+        assert_matches_torch(model, x)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_shipped_models_match_torch(shipped, mnist_test, name):
+    model = shipped[name]
+    images = mnist_test[0][:64].astype(np.float32) / 255.0
+    h = model.input_shape[1]
+    pad = (h - 28) // 2
+    x = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))[:, None]
+    assert_matches_torch(model, x)
+
+
+def test_single_input_has_no_batch_axis():
+    model = build_model(CNN_SPEC, random_arrays(CNN_SPEC))
+    x = np.random.default_rng(1).random((32, 32), dtype=np.float32)
+    acts = forward(model, x)
+    assert acts[0].shape == (1, 32, 32)
+    assert acts[-1].shape == (10,)
+    assert abs(float(acts[-1].sum()) - 1.0) < 1e-5
+    batch = forward(model, np.stack([x, x]))
+    np.testing.assert_allclose(batch[-1][1], acts[-1], atol=1e-6)
+
+
+def test_batch_of_ten_thousand_runs_in_seconds(shipped, mnist_test):
+    x = mnist_test[0].astype(np.float32) / 255.0
+    x = np.pad(x, ((0, 0), (2, 2), (2, 2)))
+    start = time.perf_counter()
+    probs = predict(shipped["cnn"], x)
+    elapsed = time.perf_counter() - start
+    assert probs.shape == (10000, 10)
+    assert elapsed < 30  # generous on a loaded 2-core machine; measured ~1-2 s
