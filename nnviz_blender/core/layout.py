@@ -1,0 +1,218 @@
+"""Node positions in Blender units (1 unit = 100 units of the original), z up, seen along +y.
+
+Two styles, as in the original (see original.md):
+
+- "3d": every stage is a horizontal plane, stacked upward from the input at the bottom. Inside a
+  plane, x runs right and y runs away from the front camera (which sits at negative y).
+- "flat": the same x positions, every node on the vertical plane y = 0, stages stacked in z.
+
+Inside a stage, nodes sit on a 0.1 pitch (10 original units). A 2-D map is drawn upright as the
+viewer sees it: image row 0 at the back (3d) or at the top (flat), column 0 on the left.
+Feature maps lie side by side along x with a 0.4 gap (so 28x28 maps have centres 3.2 apart and
+10x10 maps 1.4 apart, as in the original, with map 0 at +x as the original's table has it); a
+pooling stage reuses the map centres of the stage below it. Flat vectors are one row, unit 0 on
+the left, folded into a rectangle beyond 300 units; many maps wrap into rows of maps.
+
+The original maps to Blender as (x, y_height, z_depth) -> (x, -z, y) / 100 (a rotation, so nothing
+is mirrored). In 3d the stages of both shipped networks are 1.0 apart and centred on z = 0, which
+is what the automatic rule gives; the original's flat heights are irregular and are kept as a
+preset for the two shipped architectures. `spacing` scales only the gaps between stages.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .graph import Graph, Stage
+
+PITCH = 0.1  # distance between neighbouring nodes
+MAP_GAP = 0.4  # empty space between neighbouring feature maps
+ROW_MAX = 300  # longest flat vector drawn as a single row
+MAPS_PER_ROW = 16  # feature maps drawn side by side before wrapping into rows of maps
+GAP_3D = 1.0  # smallest distance between stacked planes (3d)
+GAP_FLAT = 0.5  # smallest gap between stacked stages (flat)
+LABEL_OFFSET = 0.2  # height of the output labels above their nodes
+STYLES = ("3d", "flat")
+
+# The original's flat layout: the height (z) of each stage's centre, keyed by the stages.
+_FLAT_PRESETS: dict[tuple, tuple[float, ...]] = {
+    (
+        ("input", (1, 28, 28)),
+        ("dense", (300,)),
+        ("dense", (100,)),
+        ("output", (10,)),
+    ): (-2.0, 0.0, 1.0, 2.0),
+    (
+        ("input", (1, 32, 32)),
+        ("conv", (6, 28, 28)),
+        ("pool", (6, 14, 14)),
+        ("conv", (16, 10, 10)),
+        ("pool", (16, 5, 5)),
+        ("dense", (120,)),
+        ("dense", (100,)),
+        ("output", (10,)),
+    ): (-5.7, -2.3, 0.0, 1.6, 2.6, 3.5, 4.5, 5.5),
+}
+
+
+# --- inside one stage -------------------------------------------------------------------------
+
+
+def _is_vector(stage: Stage) -> bool:
+    """Flat vectors, and maps of a single pixel each (e.g. after global pooling)."""
+    return len(stage.shape) == 1 or stage.shape[1] * stage.shape[2] == 1
+
+
+def _fold(n: int) -> int:
+    """Columns for a vector of n units: one row up to ROW_MAX, else a balanced wide rectangle."""
+    if n <= ROW_MAX:
+        return n
+    rows = math.ceil(n / max(ROW_MAX, math.ceil(math.sqrt(4 * n))))
+    return math.ceil(n / rows)
+
+
+def _grid(index: np.ndarray, cols: int, rows: int, pitch: tuple[float, float]) -> np.ndarray:
+    """Centred cell coordinates (u right, v up/back) of row-major cells; column 0 on the left."""
+    col, row = index % cols, index // cols
+    return np.stack([(col - (cols - 1) / 2) * pitch[0], ((rows - 1) / 2 - row) * pitch[1]], 1)
+
+
+def _vector_uv(n: int) -> np.ndarray:
+    cols = _fold(n)
+    return _grid(np.arange(n), cols, math.ceil(n / cols), (PITCH, PITCH))
+
+
+def _maps_per_row(channels: int) -> int:
+    if channels <= MAPS_PER_ROW:
+        return channels
+    return max(MAPS_PER_ROW, math.ceil(2 * math.sqrt(channels)))
+
+
+def _maps_uv(shape: tuple[int, ...], per_row: int, cell: tuple[float, float]) -> np.ndarray:
+    """Every node of C maps of H x W: the maps on a grid of cells (map 0 at +x), pixels upright."""
+    c, h, w = shape
+    index = np.arange(c * h * w)
+    pixel = _grid(index % (h * w), w, h, (PITCH, PITCH))
+    centre = _grid(index // (h * w), per_row, math.ceil(c / per_row), cell)
+    centre[:, 0] *= -1  # map 0 at +x, as in the original's table
+    return pixel + centre
+
+
+def _stage_uvs(graph: Graph) -> list[np.ndarray]:
+    """In-plane coordinates of every stage, centred on its own origin.
+
+    A map stage with as many channels as the map stage below it reuses that stage's map cells,
+    so pooled maps sit exactly above the maps they pool.
+    """
+    uvs, below = [], None
+    for stage in graph.stages:
+        if _is_vector(stage):
+            uvs.append(_vector_uv(stage.size))
+            below = None
+            continue
+        c, h, w = stage.shape
+        per_row, cell = _maps_per_row(c), (w * PITCH + MAP_GAP, h * PITCH + MAP_GAP)
+        if below is not None and below[0] == c:
+            per_row, cell = below[1], (max(cell[0], below[2][0]), max(cell[1], below[2][1]))
+        uvs.append(_maps_uv(stage.shape, per_row, cell))
+        below = (c, per_row, cell)
+    return uvs
+
+
+# --- stacking the stages ----------------------------------------------------------------------
+
+
+def _extent(uv: np.ndarray) -> tuple[float, float]:
+    return float(uv[:, 1].min()), float(uv[:, 1].max())
+
+
+def _heights_3d(uvs: list[np.ndarray], spacing: float) -> np.ndarray:
+    """Plane heights: gaps of at least GAP_3D, more for deep planes; centred on z = 0."""
+    depth = [hi - lo for lo, hi in map(_extent, uvs)]
+    gaps = [max(GAP_3D, 0.3 * max(a, b)) * spacing for a, b in zip(depth, depth[1:], strict=False)]
+    z = np.concatenate([[0.0], np.cumsum(gaps)])
+    return z - (z[0] + z[-1]) / 2
+
+
+def _stack(extents: list[tuple[float, float]], gaps: list[float]) -> np.ndarray:
+    """Centres that put stage i+1's bottom gaps[i] above stage i's top, the first bottom at 0."""
+    centres = [-extents[0][0]]
+    for (_, top), (bottom, _), gap in zip(extents, extents[1:], gaps, strict=False):
+        centres.append(centres[-1] + top + gap - bottom)
+    return np.array(centres)
+
+
+def _span_middle(centres: np.ndarray, extents: list[tuple[float, float]]) -> float:
+    return (centres[0] + extents[0][0] + centres[-1] + extents[-1][1]) / 2
+
+
+def _heights_flat(graph: Graph, uvs: list[np.ndarray], spacing: float) -> np.ndarray:
+    """Stage centres in z for the flat style: the original's heights for the shipped networks."""
+    extents = [_extent(uv) for uv in uvs]
+    key = tuple((s.kind, s.shape) for s in graph.stages)
+    preset = _FLAT_PRESETS.get(key)
+    if preset is not None:
+        base = np.array(preset)
+        gaps = [
+            (b + lo_b) - (a + hi_a)
+            for a, b, (_, hi_a), (lo_b, _) in zip(
+                base, base[1:], extents, extents[1:], strict=False
+            )
+        ]
+        middle = _span_middle(base, extents)
+    else:
+        heights = [hi - lo for lo, hi in extents]
+        gaps = [
+            GAP_3D if max(a, b) == 0 else max(GAP_FLAT, 0.2 * max(a, b))
+            for a, b in zip(heights, heights[1:], strict=False)
+        ]
+        middle = 0.0
+    centres = _stack(extents, [g * spacing for g in gaps])
+    return centres - _span_middle(centres, extents) + middle
+
+
+# --- public -----------------------------------------------------------------------------------
+
+
+def layout(graph: Graph, style: str = "3d", spacing: float = 1.0) -> np.ndarray:
+    """Position of every node -> float32 (N, 3), C-contiguous, in Blender units.
+
+    style "3d" stacks horizontal planes upward; "flat" puts every node on the plane y = 0.
+    `spacing` scales the gaps between stages (and nothing else).
+    """
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, not {style!r}")
+    if not (math.isfinite(spacing) and spacing > 0):
+        raise ValueError(f"spacing must be a positive number, not {spacing!r}")
+    uvs = _stage_uvs(graph)
+    out = np.zeros((graph.node_count, 3), dtype=np.float64)
+    if style == "3d":
+        heights = _heights_3d(uvs, spacing)
+        for stage, uv, z in zip(graph.stages, uvs, heights, strict=True):
+            out[stage.start : stage.stop] = np.column_stack([uv, np.full(stage.size, z)])
+    else:
+        centres = _heights_flat(graph, uvs, spacing)
+        for stage, uv, z in zip(graph.stages, uvs, centres, strict=True):
+            block = out[stage.start : stage.stop]
+            block[:, 0], block[:, 2] = uv[:, 0], uv[:, 1] + z
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def stage_anchor(
+    graph: Graph, positions: np.ndarray, stage_index: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(centre, size) of the box around a stage's node centres, each float64 (3,)."""
+    stage = graph.stages[stage_index]
+    block = np.asarray(positions[stage.start : stage.stop], dtype=np.float64)
+    lo, hi = block.min(axis=0), block.max(axis=0)
+    return (lo + hi) / 2, hi - lo
+
+
+def output_label_positions(graph: Graph, positions: np.ndarray) -> np.ndarray:
+    """Where the output labels ("0" .. "9") go: LABEL_OFFSET above each output node, float32."""
+    stage = graph.stages[-1]
+    at = np.array(positions[stage.start : stage.stop], dtype=np.float32)
+    at[:, 2] += LABEL_OFFSET
+    return at
