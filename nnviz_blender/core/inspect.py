@@ -1,0 +1,150 @@
+"""What the original showed when you clicked a node: its layer, its sum, the formula with numbers.
+
+Pure functions of (model, graph, activations, node); the UI only formats the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .graph import Graph, incoming, node_bias, node_values, weighted_input
+from .modelfile import Model
+
+
+@dataclass(frozen=True)
+class Term:
+    """One incoming connection's share of the node's weighted input."""
+
+    src: int
+    stage: str
+    index: int
+    weight: float
+    value: float
+
+    @property
+    def product(self) -> float:
+        return self.weight * self.value
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node: int
+    stage: str
+    kind: str
+    index: int  # inside its stage
+    map: int  # feature map (0 for flat stages)
+    position: tuple[int, ...]  # (c, y, x) for maps, (i,) for vectors
+    activation: float
+    weighted_input: float
+    bias: float
+    function: str  # "tanh", "relu", "softmax", "max", "mean", "" (identity), "pixel"
+    formula: str
+    n_inputs: int
+    terms: tuple[Term, ...] = ()  # the strongest contributions, largest |w x| first
+    weights: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    patch: np.ndarray | None = None  # conv: the input patch (C, kh, kw)
+    kernel: np.ndarray | None = None  # conv: the filter (C, kh, kw)
+    is_winner: bool = False
+
+
+def _position(shape: tuple[int, ...], index: int) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.unravel_index(index, shape))
+
+
+def _function(graph: Graph, node: int) -> str:
+    stage = graph.stage_of(node)
+    if stage.layer < 0:
+        return "pixel"
+    if stage.op == "maxpool2d":
+        return "max"
+    if stage.op == "avgpool2d":
+        return "mean"
+    return "∘".join(reversed(stage.activations))
+
+
+def _conv_patch(model: Model, graph: Graph, node: int, acts: list[np.ndarray]):
+    stage = graph.stage_of(node)
+    layer = model.layers[stage.layer]
+    assert layer.weight is not None
+    o, y, x = _position(stage.shape, node - stage.start)
+    (kh, kw), (sh, sw), (ph, pw) = (layer.params[k] for k in ("kernel_size", "stride", "padding"))
+    src = np.asarray(acts[layer.index], np.float32).reshape(layer.in_shape)
+    padded = np.pad(src, ((0, 0), (ph, ph), (pw, pw)))
+    patch = padded[:, y * sh : y * sh + kh, x * sw : x * sw + kw]
+    return patch.copy(), layer.weight[o].copy()
+
+
+def _formula(function: str, z: float, bias: float, n: int, a: float, terms) -> str:
+    if function == "pixel":
+        return f"input pixel = {a:.3f}"
+    if function in ("max", "mean"):
+        shown = ", ".join(f"{t.value:.2f}" for t in sorted(terms, key=lambda t: t.src))
+        return f"{function}({shown}) = {a:.3f}"
+    sum_text = f"Σ{n} w·x + b = {z - bias:.3f} + {bias:.3f} = {z:.3f}"
+    if not function:
+        return f"{sum_text} = {a:.3f}"
+    if function.endswith("softmax"):
+        return f"z = {sum_text};  softmax(z) = {a:.3f}"
+    return f"{function}({sum_text}) = {a:.3f}"
+
+
+def describe(
+    model: Model, graph: Graph, acts: list[np.ndarray], node: int, top: int = 8
+) -> NodeInfo:
+    """Everything the info box shows about `node` for the input whose activations are `acts`."""
+    values = node_values(graph, acts)
+    stage = graph.stage_of(node)
+    index = node - stage.start
+    edges = incoming(graph, node)
+    w = graph.weight[edges]
+    v = values[graph.src[edges]]
+    order = np.argsort(-np.abs(w * v), kind="stable")[:top]
+    if stage.op == "maxpool2d":  # every input of a pool: show them all
+        order = np.arange(len(edges))
+    terms = tuple(
+        Term(
+            int(graph.src[edges[i]]),
+            graph.stage_of(int(graph.src[edges[i]])).name,
+            int(graph.src[edges[i]]) - graph.stage_of(int(graph.src[edges[i]])).start,
+            float(w[i]),
+            float(v[i]),
+        )
+        for i in order
+    )
+    z = weighted_input(graph, model, node, acts)
+    bias = node_bias(graph, model, node)
+    function = _function(graph, node)
+    a = float(values[node])
+    patch = kernel = None
+    if stage.op == "conv2d":
+        patch, kernel = _conv_patch(model, graph, node, acts)
+    is_winner = stage.kind == "output" and index == int(np.argmax(values[stage.start : stage.stop]))
+    return NodeInfo(
+        node=node,
+        stage=stage.name,
+        kind=stage.kind,
+        index=index,
+        map=int(graph.node_map[node]),
+        position=_position(stage.shape, index),
+        activation=a,
+        weighted_input=z,
+        bias=bias,
+        function=function,
+        formula=_formula(function, z, bias, len(edges), a, terms),
+        n_inputs=len(edges),
+        terms=terms,
+        weights=w.astype(np.float32),
+        patch=patch,
+        kernel=kernel,
+        is_winner=is_winner,
+    )
+
+
+def nearest_node(positions: np.ndarray, point, visible: np.ndarray | None = None) -> int:
+    """The node whose position is closest to `point` (e.g. the 3D cursor)."""
+    d = np.square(np.asarray(positions, np.float64) - np.asarray(point, np.float64)).sum(axis=1)
+    if visible is not None:
+        d[~visible] = np.inf
+    return int(np.argmin(d))
