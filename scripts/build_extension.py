@@ -28,7 +28,9 @@ def blender_ext_tool() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("the bpy wheel is not installed in this Python")
     base = list(spec.submodule_search_locations)[0]
-    found = glob.glob(os.path.join(base, "*", "scripts", "addons_core", "bl_pkg", "cli", "blender_ext.py"))
+    found = glob.glob(
+        os.path.join(base, "*", "scripts", "addons_core", "bl_pkg", "cli", "blender_ext.py")
+    )
     if not found:
         raise SystemExit(f"blender_ext.py not found under {base}")
     return found[0]
