@@ -5,3 +5,15 @@ by `register()`, so `import nnviz_blender` works in plain Python too.
 """
 
 __version__ = "0.1.0"
+
+
+def register() -> None:
+    from . import ui
+
+    ui.register()
+
+
+def unregister() -> None:
+    from . import ui
+
+    ui.unregister()

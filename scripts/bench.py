@@ -4,6 +4,9 @@
 
 Keys (--json): <net>_forward_ms, <net>_prepare_forward_ms (preprocessing of a 280x280 drawing
 included), <net>_torch_ms, <net>_speedup_vs_torch (torch / ours, forward only), for net in mlp, cnn.
+With bpy installed also the live tick on the CNN with all ~425k edges: live_tick_cnn_ms (the canvas
+changed: read pixels, preprocess, forward, write node values, evaluate the depsgraph and read the
+edges' glow back) and live_idle_tick_ms (nothing changed).
 """
 
 from __future__ import annotations
@@ -56,6 +59,51 @@ def torch_forward(model):
     return run
 
 
+def bench_live(repeat: int) -> dict[str, float]:
+    """The live tick on the CNN with every edge, as Blender runs it (needs the bpy wheel)."""
+    try:
+        import bpy
+    except ImportError:
+        return {}
+    from nnviz_blender import live
+    from nnviz_blender.scene import network
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    model = load_model(os.path.join(ROOT, "models", "cnn.npz"))
+    name = network.build_network(model, "cnn", edges="all")
+    live.start(name)
+    image = live.canvas_image(name)
+    w, h = image.size
+    frames = []
+    for i in range(8):  # distinct canvases: every tick sees a change
+        px = np.zeros((h, w, 4), np.float32)
+        px[..., 3] = 1.0
+        px[40:216, 100 + 4 * i : 120 + 4 * i, :3] = 1.0
+        frames.append(px.ravel())
+    state = {"i": 0}
+
+    def changed_tick():
+        state["i"] += 1
+        image.pixels.foreach_set(frames[state["i"] % len(frames)])
+        start = time.perf_counter()
+        live.tick()
+        network.read_glow(name)  # evaluates the depsgraph: the edges really follow
+        return time.perf_counter() - start
+
+    def idle_tick():
+        start = time.perf_counter()
+        live.tick()
+        return time.perf_counter() - start
+
+    changed = [changed_tick() for _ in range(max(repeat, 10))]
+    idle = [idle_tick() for _ in range(max(repeat, 10) * 5)]
+    live.stop_all()
+    return {
+        "live_tick_cnn_ms": float(np.median(changed) * 1000),
+        "live_idle_tick_ms": float(np.median(idle) * 1000),
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", action="store_true")
@@ -77,6 +125,7 @@ def main(argv=None) -> int:
             results[f"{name}_torch_ms"] = t
             results[f"{name}_speedup_vs_torch"] = t / results[f"{name}_forward_ms"]
 
+    results.update(bench_live(args.repeat // 10))
     if args.json:
         print(json.dumps(results))
     else:

@@ -49,7 +49,13 @@ def to_torch(model):
     return nn.Sequential(*mods).eval()
 
 
-def assert_matches_torch(model, x, atol=1e-5):
+def assert_matches_torch(model, x, tol=1e-5):
+    """Every layer within `tol`, scaled by the layer's magnitude where that exceeds 1.
+
+    Pre-activation sums of the shipped MLP reach |z| ~ 40, where one float32 step is 3.8e-6:
+    there ours and PyTorch are each ~1e-5 from the exact (float64) sum, so an absolute 1e-5 would
+    test rounding, not correctness. Activations (tanh, softmax: |a| <= 1) are held to 1e-5.
+    """
     acts = forward(model, x)
     assert len(acts) == len(model.layers) + 1
     t = torch.from_numpy(x)
@@ -60,7 +66,8 @@ def assert_matches_torch(model, x, atol=1e-5):
             assert ours.dtype == np.float32
             assert ours.shape == tuple(t.shape), model.layers[i].type
             err = float(np.abs(ours - t.numpy()).max())
-            assert err <= atol, f"layer {i} ({model.layers[i].type}): max error {err}"
+            scale = max(1.0, float(np.abs(t.numpy()).max()))
+            assert err <= tol * scale, f"layer {i} ({model.layers[i].type}): max error {err}"
 
 
 RANDOM_SPECS = [

@@ -1,0 +1,296 @@
+"""Live painting: a canvas image beside the network, polled by a timer tick.
+
+pixels (foreach_get into a preallocated buffer) -> changed? -> preprocess -> forward ->
+apply_activations. A session is plain Python state keyed by the network's name; the tick looks the
+canvas image and the network up by tag on every call and holds no bpy reference in between, so
+undo, file loads and deleted objects cannot leave it pointing at freed memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from .core.forward import forward
+from .core.modelfile import Model, ModelError, load_model
+from .core.preprocess import InputError, prepare
+from .scene import network as scene_network
+from .scene import util
+
+CANVAS_SIZE = 256
+TICK_SECONDS = 0.05
+BRUSH_RADIUS = 12  # pixels on screen; a hint, the user keeps control of the brush
+
+
+class LiveError(RuntimeError):
+    """Live mode cannot start or has to stop; the message is for the user."""
+
+
+@dataclass
+class Session:
+    network: str
+    model: Model
+    buffer: np.ndarray  # pixels read this tick
+    last: np.ndarray  # pixels of the last update
+    updates: int = 0
+
+
+_sessions: dict[str, Session] = {}
+_inputs: dict[str, np.ndarray] = {}  # the network input last shown, per network
+_models: dict[str, tuple[float, Model]] = {}  # model file -> (mtime, model)
+_messages: list[str] = []  # why sessions stopped, for the UI to report once
+
+
+# --- the canvas -----------------------------------------------------------------------------
+
+
+def network_collection(network: str):
+    coll = util.find("collections", network, "collection")
+    if coll is None:
+        raise LiveError(f"no network named {network!r} in this file")
+    return coll
+
+
+def canvas_image(network: str):
+    return util.find("images", network, "canvas_image")
+
+
+def _canvas_mesh(name: str, network: str, half: float):
+    mesh = util.tag(bpy.data.meshes.new(name), network, "canvas_mesh")
+    co = np.array(
+        [[-half, 0, -half], [half, 0, -half], [half, 0, half], [-half, 0, half]], np.float32
+    )
+    mesh.vertices.add(4)
+    mesh.vertices.foreach_set("co", co.ravel())
+    mesh.loops.add(4)
+    mesh.loops.foreach_set("vertex_index", np.arange(4, dtype=np.int32))
+    mesh.polygons.add(1)
+    mesh.polygons.foreach_set("loop_start", np.zeros(1, np.int32))
+    mesh.polygons.foreach_set("loop_total", np.full(1, 4, np.int32))
+    uv = mesh.uv_layers.new(name="UVMap")
+    uv.data.foreach_set("uv", np.array([0, 0, 1, 0, 1, 1, 0, 1], np.float32))
+    mesh.update()
+    return mesh
+
+
+def _canvas_material(network: str, image):
+    mat = util.tag(bpy.data.materials.new(f"{network} canvas"), network, "canvas_material")
+    if mat.node_tree is None:  # Blender 4.x: no node tree until use_nodes
+        mat.use_nodes = True
+    tree = mat.node_tree
+    tree.nodes.clear()
+    tex = tree.nodes.new("ShaderNodeTexImage")
+    tex.image = image
+    tex.interpolation = "Closest"
+    emit = tree.nodes.new("ShaderNodeEmission")
+    out = tree.nodes.new("ShaderNodeOutputMaterial")
+    tree.links.new(tex.outputs["Color"], emit.inputs["Color"])
+    tree.links.new(emit.outputs["Emission"], out.inputs["Surface"])
+    tree.nodes.active = tex  # the texture-paint slot
+    return mat
+
+
+def _canvas_place(network: str) -> tuple[tuple[float, float, float], float]:
+    """Beside the network's input layer: left of the nodes' bounding box, at its bottom."""
+    nodes = util.find("objects", network, "nodes")
+    if nodes is None or len(nodes.data.vertices) == 0:
+        return (0.0, 0.0, 0.0), 1.0
+    co = np.empty(len(nodes.data.vertices) * 3, np.float32)
+    nodes.data.vertices.foreach_get("co", co)
+    co = co.reshape(-1, 3)
+    lo, hi = co.min(axis=0), co.max(axis=0)
+    size = float(max(0.6, min(3.0, 0.25 * (hi[2] - lo[2] + hi[0] - lo[0]))))
+    return (float(lo[0]) - 0.6 * size - 0.3, float(lo[1]), float(lo[2]) + 0.5 * size), size
+
+
+def ensure_canvas(network: str, size: int = CANVAS_SIZE) -> str:
+    """The network's canvas image (created black, on a plane beside the network); its name."""
+    coll = network_collection(network)
+    image = canvas_image(network)
+    if image is not None:
+        return image.name
+    image = bpy.data.images.new(f"{network} canvas", size, size, alpha=False, float_buffer=True)
+    util.tag(image, network, "canvas_image")
+    image.generated_color = (0.0, 0.0, 0.0, 1.0)
+    location, extent = _canvas_place(network)
+    obj = bpy.data.objects.new(
+        f"{network} canvas", _canvas_mesh(f"{network} canvas", network, extent / 2)
+    )
+    util.tag(obj, network, "canvas")
+    obj.location = location
+    obj.data.materials.append(_canvas_material(network, image))
+    coll.objects.link(obj)
+    return image.name
+
+
+def read_pixels(image, out: np.ndarray) -> np.ndarray:
+    image.pixels.foreach_get(out)
+    return out
+
+
+def clear_canvas(network: str) -> None:
+    image = canvas_image(network)
+    if image is None:
+        raise LiveError(f"network {network!r} has no canvas (start live drawing first)")
+    w, h = image.size
+    pixels = np.zeros((h * w, 4), np.float32)
+    pixels[:, 3] = 1.0
+    image.pixels.foreach_set(pixels.ravel())
+    image.update()
+
+
+def paint_image(network: str, gray: np.ndarray) -> None:
+    """Put a gray image (top row first, ink light on dark) onto the canvas, scaled to fit."""
+    image = canvas_image(network)
+    if image is None:
+        raise LiveError(f"network {network!r} has no canvas (start live drawing first)")
+    w, h = image.size
+    g = np.asarray(gray, np.float32)
+    if g.max() > 1.0:
+        g = g / 255.0
+    rows = np.minimum((np.arange(h) * g.shape[0]) // h, g.shape[0] - 1)
+    cols = np.minimum((np.arange(w) * g.shape[1]) // w, g.shape[1] - 1)
+    big = g[rows][:, cols][::-1]  # Blender stores the bottom row first
+    pixels = np.ones((h, w, 4), np.float32)
+    pixels[..., :3] = big[..., None]
+    image.pixels.foreach_set(pixels.ravel())
+    image.update()
+
+
+# --- one straight path: canvas pixels -> network input -> activations -> node attributes ------
+
+
+def network_model(network: str) -> Model:
+    """The model a network was built from (loaded once per file version, then cached)."""
+    path = bpy.path.abspath(network_collection(network).get("nnviz_model", ""))
+    if not path:
+        raise LiveError(f"network {network!r} does not record its model file; build it again")
+    try:
+        stamp = os.path.getmtime(path)
+    except OSError:
+        raise LiveError(f"the model file of {network!r} is missing: {path}") from None
+    cached = _models.get(path)
+    if cached is None or cached[0] != stamp:
+        try:
+            cached = (stamp, load_model(path))
+        except ModelError as exc:
+            raise LiveError(str(exc)) from None
+        _models[path] = cached
+    return cached[1]
+
+
+def show_canvas(network: str, model: Model, pixels: np.ndarray, size: tuple[int, int]) -> list:
+    """Run `model` on canvas pixels (Blender order, RGBA) and show the result on `network`."""
+    w, h = size
+    try:
+        x = prepare(model, pixels.reshape(h, w, 4)[::-1])
+        acts = forward(model, x)
+    except (InputError, ModelError) as exc:
+        raise LiveError(str(exc)) from None
+    scene_network.apply_activations(network, model, acts)
+    probs = acts[-1].reshape(-1)
+    order = np.argsort(-probs, kind="stable")[:3]
+    coll = network_collection(network)
+    coll["nnviz_prediction"] = json.dumps([(model.labels[i], float(probs[i])) for i in order])
+    _inputs[network] = x
+    return acts
+
+
+def current_input(network: str) -> np.ndarray | None:
+    """The network input last shown on `network` (this session), if any."""
+    return _inputs.get(network)
+
+
+def prediction(network: str) -> list[tuple[str, float]]:
+    """Top-3 (label, probability) of the last input shown (kept in the file)."""
+    coll = util.find("collections", network, "collection")
+    raw = coll.get("nnviz_prediction") if coll is not None else None
+    return [(str(a), float(b)) for a, b in json.loads(raw)] if raw else []
+
+
+def refresh(network: str) -> list:
+    """One update from the canvas, live or not (after Load Sample / Clear)."""
+    image = canvas_image(network)
+    if image is None:
+        raise LiveError(f"network {network!r} has no canvas")
+    pixels = read_pixels(image, np.empty(image.size[0] * image.size[1] * 4, np.float32))
+    s = _sessions.get(network)
+    if s is not None and s.buffer.size == pixels.size:
+        s.last[:] = pixels
+    return show_canvas(network, network_model(network), pixels, tuple(image.size))
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+def start(network: str) -> Session:
+    """Start (or restart) live drawing on `network`: canvas, model, first update."""
+    image_name = ensure_canvas(network)
+    model = network_model(network)
+    image = bpy.data.images[image_name]
+    n = image.size[0] * image.size[1] * 4
+    session = Session(network, model, np.empty(n, np.float32), np.full(n, -1.0, np.float32))
+    _sessions[network] = session
+    update(network)
+    return session
+
+
+def stop(network: str, reason: str | None = None) -> bool:
+    session = _sessions.pop(network, None)
+    if session is not None and reason:
+        _messages.append(f"Live drawing on {network!r} stopped: {reason}")
+    return session is not None
+
+
+def stop_all(reason: str | None = None) -> None:
+    for name in list(_sessions):
+        stop(name, reason)
+
+
+def forget_all() -> None:
+    """After a file load: nothing of the previous file's sessions may survive."""
+    _sessions.clear()
+    _inputs.clear()
+
+
+def is_live(network: str) -> bool:
+    return network in _sessions
+
+
+def take_messages() -> list[str]:
+    out = _messages[:]
+    _messages.clear()
+    return out
+
+
+def update(network: str) -> bool:
+    """Poll one session's canvas; on a change run the network and show it. True if updated."""
+    s = _sessions[network]
+    image = canvas_image(network)
+    if image is None:
+        raise LiveError("the canvas was deleted")
+    if util.find("objects", network, "nodes") is None:
+        raise LiveError("the network was deleted")
+    if image.size[0] * image.size[1] * 4 != s.buffer.size:
+        raise LiveError("the canvas changed size; start live drawing again")
+    read_pixels(image, s.buffer)
+    if np.array_equal(s.buffer, s.last):
+        return False
+    s.last[:] = s.buffer
+    show_canvas(network, s.model, s.buffer, tuple(image.size))
+    s.updates += 1
+    return True
+
+
+def tick() -> float | None:
+    """The timer body: update every session; stop (with a message) those that cannot go on."""
+    for name in list(_sessions):
+        try:
+            update(name)
+        except (LiveError, scene_network.NetworkError, ReferenceError) as exc:
+            stop(name, str(exc))
+    return TICK_SECONDS if _sessions else None

@@ -1,0 +1,338 @@
+"""Operators: thin wrappers that call plain functions and turn their errors into reports.
+
+Stable idnames (documented in the README): nnviz.build, nnviz.remove, nnviz.live_start,
+nnviz.live_stop, nnviz.clear_canvas, nnviz.load_sample, nnviz.inspect, nnviz.trace,
+nnviz.clear_highlight.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, EnumProperty, IntProperty
+
+from .. import live
+from ..core.forward import forward
+from ..core.graph import incoming, node_values, trace
+from ..core.inspect import describe, nearest_node
+from ..core.modelfile import ModelError, load_model
+from ..core.preprocess import InputError
+from ..inputs import sample_digit
+from ..scene import highlight, util
+from ..scene import network as scene_network
+from . import state
+
+USER_ERRORS = (
+    ModelError,
+    InputError,
+    live.LiveError,
+    scene_network.NetworkError,
+    ValueError,
+    OSError,
+)
+
+
+def target_network(context) -> str:
+    """The network the buttons act on: the chosen one, else the only one in the file."""
+    name = context.scene.nnviz.network
+    names = scene_network.list_networks()
+    if name in names:
+        return name
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise live.LiveError("no network in this file: build one first")
+    raise live.LiveError("several networks in this file: choose one in the NNViz panel")
+
+
+class _Base(bpy.types.Operator):
+    """Runs `run(context)`; a user-facing error becomes an ERROR report and CANCELLED."""
+
+    def run(self, context) -> str | None:
+        raise NotImplementedError
+
+    def execute(self, context):
+        try:
+            message = self.run(context)
+        except USER_ERRORS as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except Exception as exc:  # a bug of ours: still a report, the traceback in the console
+            traceback.print_exc()
+            self.report({"ERROR"}, f"NNViz internal error ({type(exc).__name__}: {exc})")
+            return {"CANCELLED"}
+        if message:
+            self.report({"INFO"}, message)
+        return {"FINISHED"}
+
+
+class NNVIZ_OT_build(_Base):
+    """Build the chosen model as geometry (replaces a network of the same name)"""
+
+    bl_idname = "nnviz.build"
+    bl_label = "Build Network"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def run(self, context):
+        s = context.scene.nnviz
+        wm = context.window_manager
+        wm.progress_begin(0, 3)
+        try:
+            model = load_model(s.model_file())
+            wm.progress_update(1)
+            name = scene_network.build_network(
+                model,
+                model.name,
+                layout=s.layout,
+                node_shape=None if s.node_shape == "THEME" else s.node_shape,
+                edges=s.edge_spec(),
+                theme=s.theme,
+                spacing=s.spacing,
+                scene=context.scene,
+            )
+            wm.progress_update(2)
+            live.stop(name)
+            s.network = name
+            state.forget(name)
+        finally:
+            wm.progress_end()
+        return f"Built {name}: {model.parameter_count:,} weights"
+
+
+class NNVIZ_OT_remove(_Base):
+    """Remove the network and everything it created"""
+
+    bl_idname = "nnviz.remove"
+    bl_label = "Remove Network"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def run(self, context):
+        name = target_network(context)
+        live.stop(name)
+        state.forget(name)
+        scene_network.remove_network(name)
+        return f"Removed {name}"
+
+
+class NNVIZ_OT_live_start(_Base):
+    """Create the drawing canvas and update the network whenever it changes"""
+
+    bl_idname = "nnviz.live_start"
+    bl_label = "Start Live Drawing"
+
+    def run(self, context):
+        name = target_network(context)
+        live.start(name)
+        _brush_setup(context)
+        if not bpy.app.background and not bpy.app.timers.is_registered(live_timer):
+            bpy.app.timers.register(live_timer, first_interval=live.TICK_SECONDS)
+        return f"Live: paint on the canvas of {name} (Texture Paint mode)"
+
+
+class NNVIZ_OT_live_stop(_Base):
+    """Stop updating the network from the canvas"""
+
+    bl_idname = "nnviz.live_stop"
+    bl_label = "Stop Live Drawing"
+
+    def run(self, context):
+        live.stop(target_network(context))
+        return None
+
+
+class NNVIZ_OT_clear_canvas(_Base):
+    """Paint the canvas black (the empty state)"""
+
+    bl_idname = "nnviz.clear_canvas"
+    bl_label = "Clear Canvas"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def run(self, context):
+        name = target_network(context)
+        live.ensure_canvas(name)
+        live.clear_canvas(name)
+        live.refresh(name)
+        return None
+
+
+class NNVIZ_OT_load_sample(_Base):
+    """Put a real MNIST test digit on the canvas and show the network's response"""
+
+    bl_idname = "nnviz.load_sample"
+    bl_label = "Load Sample Digit"
+    bl_options = {"REGISTER", "UNDO"}
+
+    digit: IntProperty(name="Digit", default=-1, min=-1, max=9)  # type: ignore[valid-type]
+
+    def run(self, context):
+        s = context.scene.nnviz
+        digit = s.sample if self.digit < 0 else self.digit
+        name = target_network(context)
+        live.ensure_canvas(name)
+        live.paint_image(name, sample_digit(digit, s.sample_variant))
+        live.refresh(name)
+        top = live.prediction(name)
+        return f"Sample {digit}: predicted {top[0][0]} ({top[0][1]:.1%})" if top else None
+
+
+def _activations(name: str):
+    """(model, graph, activations) of the input currently shown on `name`."""
+    model = live.network_model(name)
+    x = live.current_input(name)
+    if x is None:
+        live.ensure_canvas(name)
+        live.refresh(name)
+        x = live.current_input(name)
+    graph = state.graph(name, model)
+    return model, graph, forward(model, x)
+
+
+class NNVIZ_OT_inspect(_Base):
+    """Show a node's layer, weighted input, formula and incoming connections"""
+
+    bl_idname = "nnviz.inspect"
+    bl_label = "Inspect Node"
+    bl_options = {"REGISTER", "UNDO"}
+
+    source: EnumProperty(  # type: ignore[valid-type]
+        name="Node",
+        items=[
+            ("INDEX", "By Layer and Index", "The node chosen in the panel"),
+            ("CURSOR", "Nearest to 3D Cursor", "The node closest to the 3D cursor"),
+        ],
+        default="INDEX",
+    )
+    highlight: BoolProperty(name="Highlight Inputs", default=True)  # type: ignore[valid-type]
+
+    def run(self, context):
+        name = target_network(context)
+        s = context.scene.nnviz
+        model, graph, acts = _activations(name)
+        if self.source == "CURSOR":
+            nodes = bpy.data.objects[_nodes_object(name)]
+            local = nodes.matrix_world.inverted() @ context.scene.cursor.location
+            node = nearest_node(highlight.node_positions(name), tuple(local))
+            stage_index = int(graph.node_stage[node])
+            s.inspect_stage = stage_index
+            s.inspect_index = node - graph.stages[stage_index].start
+        node = _chosen_node(graph, s)
+        info = describe(model, graph, acts, node)
+        state.set_info(name, info)
+        if self.highlight:
+            edges = incoming(graph, node)
+            values = node_values(graph, acts)
+            _highlight(name, graph, edges, values)
+        return f"{info.stage}[{info.index}]: {info.formula}"
+
+
+class NNVIZ_OT_trace(_Base):
+    """Highlight the strongest paths from the chosen node down to the input pixels"""
+
+    bl_idname = "nnviz.trace"
+    bl_label = "Trace to Input"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def run(self, context):
+        name = target_network(context)
+        s = context.scene.nnviz
+        model, graph, acts = _activations(name)
+        node = _chosen_node(graph, s)
+        values = node_values(graph, acts)
+        nodes, edges = trace(graph, values, node, s.trace_k)
+        _highlight(name, graph, edges, values)
+        return f"Traced {len(edges)} connections through {len(nodes)} nodes"
+
+
+class NNVIZ_OT_clear_highlight(_Base):
+    """Remove highlighted connections"""
+
+    bl_idname = "nnviz.clear_highlight"
+    bl_label = "Clear Highlight"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def run(self, context):
+        highlight.clear(target_network(context))
+        return None
+
+
+def _nodes_object(name: str) -> str:
+    obj = util.find("objects", name, "nodes")
+    if obj is None:
+        raise live.LiveError(f"network {name!r} has no nodes object")
+    return obj.name
+
+
+def _chosen_node(graph, s) -> int:
+    if s.inspect_stage >= len(graph.stages):
+        raise live.LiveError(f"layer {s.inspect_stage} does not exist (0-{len(graph.stages) - 1})")
+    stage = graph.stages[s.inspect_stage]
+    if s.inspect_index >= stage.size:
+        raise live.LiveError(f"{stage.name} has {stage.size} nodes (index 0-{stage.size - 1})")
+    return stage.start + s.inspect_index
+
+
+def _highlight(name: str, graph, edges: np.ndarray, values: np.ndarray) -> None:
+    contribution = graph.weight[edges] * values[graph.src[edges]]
+    top = float(np.abs(contribution).max()) if len(edges) else 1.0
+    highlight.show(
+        name,
+        graph.src[edges],
+        graph.dst[edges],
+        contribution / (top or 1.0),
+        radius=0.004,
+    )
+
+
+def _brush_setup(context) -> None:
+    """White ink, black eraser colour (X swaps), a radius that suits the canvas."""
+    paint = context.scene.tool_settings.image_paint
+    settings = getattr(paint, "unified_paint_settings", None) or getattr(
+        context.scene.tool_settings, "unified_paint_settings", None
+    )
+    if settings is None:
+        return
+    settings.use_unified_color = True
+    settings.color = (1.0, 1.0, 1.0)
+    settings.secondary_color = (0.0, 0.0, 0.0)
+    settings.use_unified_size = True
+    settings.size = live.BRUSH_RADIUS
+
+
+def live_timer() -> float | None:
+    """The registered timer (only outside background mode): live.tick plus its reports."""
+    interval = live.tick()
+    for message in live.take_messages():
+        bpy.ops.nnviz.report("INVOKE_DEFAULT", message=message)
+    return interval
+
+
+class NNVIZ_OT_report(bpy.types.Operator):
+    """Show a message in the report area (used by the live timer, which cannot report itself)"""
+
+    bl_idname = "nnviz.report"
+    bl_label = "NNViz Message"
+    bl_options = {"INTERNAL"}
+
+    message: bpy.props.StringProperty()  # type: ignore[valid-type]
+
+    def execute(self, context):
+        self.report({"WARNING"}, self.message)
+        return {"FINISHED"}
+
+
+classes = (
+    NNVIZ_OT_build,
+    NNVIZ_OT_remove,
+    NNVIZ_OT_live_start,
+    NNVIZ_OT_live_stop,
+    NNVIZ_OT_clear_canvas,
+    NNVIZ_OT_load_sample,
+    NNVIZ_OT_inspect,
+    NNVIZ_OT_trace,
+    NNVIZ_OT_clear_highlight,
+    NNVIZ_OT_report,
+)
+
+register, unregister = bpy.utils.register_classes_factory(classes)

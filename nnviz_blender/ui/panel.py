@@ -1,0 +1,150 @@
+"""The "NNViz" tab of the 3D viewport's sidebar (N panel): Network, Live Drawing, Inspect."""
+
+from __future__ import annotations
+
+import bpy
+
+from .. import live
+from ..scene import network as scene_network
+from . import state
+
+
+def _network(context) -> str | None:
+    names = scene_network.list_networks()
+    chosen = context.scene.nnviz.network
+    if chosen in names:
+        return chosen
+    return names[0] if len(names) == 1 else None
+
+
+class _Panel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "NNViz"
+
+
+class NNVIZ_PT_network(_Panel, bpy.types.Panel):
+    bl_label = "Network"
+    bl_idname = "NNVIZ_PT_network"
+
+    def draw(self, context):
+        s = context.scene.nnviz
+        col = self.layout.column(align=False)
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(s, "model")
+        if s.model == "FILE":
+            col.prop(s, "model_path", text="File")
+        col.prop(s, "layout")
+        col.prop(s, "node_shape")
+        col.prop(s, "edges")
+        if s.edges == "topk":
+            col.prop(s, "edges_k")
+        elif s.edges == "contrib":
+            col.prop(s, "edges_threshold")
+        col.prop(s, "theme")
+        col.prop(s, "spacing")
+        row = self.layout.row(align=True)
+        row.scale_y = 1.3
+        row.operator("nnviz.build", icon="OUTLINER_OB_POINTCLOUD")
+        row.operator("nnviz.remove", icon="TRASH", text="")
+        names = scene_network.list_networks()
+        if len(names) > 1:
+            self.layout.prop(s, "network")
+
+
+class NNVIZ_PT_live(_Panel, bpy.types.Panel):
+    bl_label = "Live Drawing"
+    bl_idname = "NNVIZ_PT_live"
+
+    def draw(self, context):
+        s = context.scene.nnviz
+        layout = self.layout
+        name = _network(context)
+        if name is None:
+            layout.label(text="Build a network first", icon="INFO")
+            return
+        row = layout.row(align=True)
+        row.scale_y = 1.3
+        if live.is_live(name):
+            row.operator("nnviz.live_stop", icon="PAUSE")
+        else:
+            row.operator("nnviz.live_start", icon="BRUSH_DATA")
+        row.operator("nnviz.clear_canvas", icon="X", text="")
+        row = layout.row(align=True)
+        row.prop(s, "sample")
+        row.prop(s, "sample_variant", text="#")
+        row.operator("nnviz.load_sample", text="Load", icon="IMAGE_DATA")
+        if live.is_live(name):
+            box = layout.box()
+            box.label(text="Texture Paint mode on the canvas:", icon="INFO")
+            box.label(text="white ink; X swaps to black (eraser); F sets radius")
+        top = live.prediction(name)
+        if top:
+            box = layout.box()
+            label, p = top[0]
+            box.label(text=f"Prediction: {label}  ({p:.1%})", icon="CHECKMARK")
+            for label, p in top[1:]:
+                box.label(text=f"{label}: {p:.1%}")
+
+
+class NNVIZ_PT_inspect(_Panel, bpy.types.Panel):
+    bl_label = "Inspect"
+    bl_idname = "NNVIZ_PT_inspect"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.nnviz
+        layout = self.layout
+        name = _network(context)
+        if name is None:
+            layout.label(text="Build a network first", icon="INFO")
+            return
+        row = layout.row(align=True)
+        row.prop(s, "inspect_stage")
+        row.prop(s, "inspect_index")
+        row = layout.row(align=True)
+        row.operator("nnviz.inspect", icon="VIEWZOOM").source = "INDEX"
+        row.operator("nnviz.inspect", text="At Cursor", icon="PIVOT_CURSOR").source = "CURSOR"
+        row = layout.row(align=True)
+        row.prop(s, "trace_k")
+        row.operator("nnviz.trace", icon="TRACKING")
+        layout.operator("nnviz.clear_highlight", icon="X")
+        info = state.info(name)
+        if info is None:
+            return
+        box = layout.box()
+        head = f"{info.stage} [{info.index}]  position {info.position}"
+        box.label(text=head + ("  max!" if info.is_winner else ""))
+        box.label(text=f"weighted input {info.weighted_input:.4f}   output {info.activation:.4f}")
+        if s.show_formula:
+            for chunk in _wrap(info.formula, 48):
+                box.label(text=chunk)
+        for term in info.terms[:6]:
+            box.label(
+                text=f"{term.stage}[{term.index}]: w {term.weight:+.3f} × x {term.value:.3f}"
+                f" = {term.product:+.3f}"
+            )
+        if info.patch is not None:
+            row = box.row()
+            row.label(text="input patch")
+            row.template_icon(icon_value=state.icon_id(f"{name}/patch"), scale=4.0)
+            row = box.row()
+            row.label(text="filter")
+            row.template_icon(icon_value=state.icon_id(f"{name}/kernel"), scale=4.0)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    out, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            out.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return [*out, line] if line else out
+
+
+classes = (NNVIZ_PT_network, NNVIZ_PT_live, NNVIZ_PT_inspect)
+
+register, unregister = bpy.utils.register_classes_factory(classes)

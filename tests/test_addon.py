@@ -1,0 +1,201 @@
+"""The add-on in the real Blender (bpy wheel): operators, live painting, robustness."""
+
+import os
+
+import numpy as np
+import pytest
+from conftest import MODELS
+
+bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+
+import nnviz_blender  # noqa: E402
+from nnviz_blender import live  # noqa: E402
+from nnviz_blender.core.forward import forward  # noqa: E402
+from nnviz_blender.core.graph import build_graph, node_values  # noqa: E402
+from nnviz_blender.core.modelfile import load_model  # noqa: E402
+from nnviz_blender.core.preprocess import prepare  # noqa: E402
+from nnviz_blender.inputs import sample_digit  # noqa: E402
+from nnviz_blender.scene import attributes, util  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def addon():
+    nnviz_blender.register()
+    yield
+    nnviz_blender.unregister()
+
+
+@pytest.fixture(autouse=True)
+def clean_file():
+    bpy.ops.wm.read_homefile(use_empty=True)
+    yield
+    live.stop_all()
+
+
+def build(model="cnn", edges="topk", k=4, layout="3d"):
+    s = bpy.context.scene.nnviz
+    s.model, s.edges, s.edges_k, s.layout = model, edges, k, layout
+    assert bpy.ops.nnviz.build() == {"FINISHED"}
+    return s.network
+
+
+def node_attr(name, attr="act"):
+    return attributes.read(util.find("objects", name, "nodes").data, attr)
+
+
+def paint_stroke(name, rows, cols):
+    image = live.canvas_image(name)
+    w, h = image.size
+    px = np.zeros((h, w, 4), np.float32)
+    px[..., 3] = 1.0
+    px[h - rows.stop : h - rows.start, cols, :3] = 1.0  # rows counted from the top
+    image.pixels.foreach_set(px.ravel())
+
+
+def test_build_counts_and_settings():
+    name = build("cnn", "topk", 4)
+    assert name == "cnn"
+    graph = build_graph(load_model(os.path.join(MODELS, "cnn.npz")))
+    assert len(util.find("objects", name, "nodes").data.vertices) == graph.node_count == 9134
+    fan_in = np.bincount(graph.dst, minlength=graph.node_count)
+    edges = util.find("objects", name, "edges").data
+    assert len(edges.curves) == int(np.minimum(fan_in, 4).sum())
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_live_digits_are_recognised(model):
+    """Real MNIST test digits, scaled up on the canvas as a user would draw them."""
+    name = build(model, "none")
+    assert bpy.ops.nnviz.live_start() == {"FINISHED"}
+    m = load_model(os.path.join(MODELS, f"{model}.npz"))
+    graph = build_graph(m)
+    for digit in range(10):
+        image = sample_digit(digit, 1)
+        live.paint_image(name, image)
+        assert live.tick() == live.TICK_SECONDS
+        assert live.prediction(name)[0][0] == str(digit)
+        canvas = np.empty(256 * 256 * 4, np.float32)
+        live.canvas_image(name).pixels.foreach_get(canvas)
+        expected = node_values(graph, forward(m, prepare(m, canvas.reshape(256, 256, 4)[::-1])))
+        np.testing.assert_allclose(node_attr(name), expected, atol=1e-6)
+
+
+def test_idle_tick_changes_nothing():
+    name = build("cnn", "none")
+    bpy.ops.nnviz.live_start()
+    live.paint_image(name, sample_digit(3))
+    live.tick()
+    updates = live._sessions[name].updates
+    live.tick()
+    live.tick()
+    assert live._sessions[name].updates == updates
+
+
+def test_clear_gives_the_empty_state():
+    name = build("cnn", "none")
+    bpy.ops.nnviz.live_start()
+    live.paint_image(name, sample_digit(5))
+    live.tick()
+    assert node_attr(name)[:1024].max() > 0.5
+    assert bpy.ops.nnviz.clear_canvas() == {"FINISHED"}
+    assert not node_attr(name)[:1024].any()
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_vertical_stroke_is_a_one(model):
+    name = build(model, "none")
+    bpy.ops.nnviz.live_start()
+    paint_stroke(name, slice(40, 216), slice(120, 140))
+    live.tick()
+    assert live.prediction(name)[0][0] == "1"
+
+
+def test_load_sample_without_live():
+    name = build("mlp", "none")
+    assert bpy.ops.nnviz.load_sample(digit=8) == {"FINISHED"}
+    assert live.prediction(name)[0][0] == "8"
+    assert not live.is_live(name)
+
+
+def test_deleting_canvas_or_network_stops_cleanly():
+    name = build("cnn", "none")
+    bpy.ops.nnviz.live_start()
+    bpy.data.images.remove(live.canvas_image(name))
+    assert live.tick() is None
+    assert not live.is_live(name)
+    assert "canvas was deleted" in live.take_messages()[0]
+
+    bpy.ops.nnviz.live_start()  # makes a new canvas
+    bpy.data.objects.remove(util.find("objects", name, "nodes"))
+    live.tick()
+    assert not live.is_live(name)
+    assert "network was deleted" in live.take_messages()[0]
+
+
+def test_remove_while_live():
+    name = build("cnn", "topk", 2)
+    bpy.ops.nnviz.live_start()
+    assert bpy.ops.nnviz.remove() == {"FINISHED"}
+    assert not live.is_live(name)
+    assert not util.owned(name)
+
+
+def test_save_reload_and_live_again(tmp_path):
+    name = build("cnn", "topk", 2)
+    bpy.ops.nnviz.live_start()
+    live.paint_image(name, sample_digit(4))
+    live.tick()
+    path = str(tmp_path / "live.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    bpy.ops.wm.open_mainfile(filepath=path)
+    assert not live.is_live(name)  # load_pre ended the session
+    assert util.find("objects", name, "nodes") is not None
+    assert live.prediction(name)[0][0] == "4"
+    assert bpy.ops.nnviz.live_start() == {"FINISHED"}
+    assert live.prediction(name)[0][0] == "4"  # the packed canvas came back with the file
+    live.paint_image(name, sample_digit(9))
+    live.tick()
+    assert live.prediction(name)[0][0] == "9"
+
+
+def test_undo_and_redo_while_live():
+    name = build("cnn", "none")
+    bpy.ops.nnviz.live_start()
+    bpy.ops.ed.undo_push(message="before sample")
+    bpy.ops.nnviz.load_sample(digit=2)
+    bpy.ops.ed.undo_push(message="after sample")
+    for step in (bpy.ops.ed.undo, bpy.ops.ed.redo, bpy.ops.ed.undo):
+        step()
+        live.tick()  # must not crash or keep a stale reference
+    assert util.find("objects", name, "nodes") is not None
+
+
+def test_bad_model_file_builds_nothing(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    s = bpy.context.scene.nnviz
+    s.model, s.model_path = "FILE", str(bad)
+    before = {k: len(getattr(bpy.data, k)) for k in util.DATA_KINDS}
+    with pytest.raises(RuntimeError, match="not an .npz model file"):
+        bpy.ops.nnviz.build()
+    assert {k: len(getattr(bpy.data, k)) for k in util.DATA_KINDS} == before
+
+
+def test_inspect_and_trace_highlight():
+    name = build("cnn", "none")
+    bpy.ops.nnviz.load_sample(digit=7)
+    s = bpy.context.scene.nnviz
+    s.inspect_stage, s.inspect_index = 3, 57  # conv2, 150 inputs
+    assert bpy.ops.nnviz.inspect(source="INDEX") == {"FINISHED"}
+    hl = util.find("objects", name, "highlight")
+    assert len(hl.data.curves) == 150
+    s.inspect_stage, s.inspect_index = 7, 7
+    assert bpy.ops.nnviz.trace() == {"FINISHED"}
+    assert len(util.find("objects", name, "highlight").data.curves) > 3
+    bpy.context.scene.cursor.location = util.find("objects", name, "nodes").data.vertices[5].co
+    assert bpy.ops.nnviz.inspect(source="CURSOR") == {"FINISHED"}
+    assert (s.inspect_stage, s.inspect_index) == (0, 5)
+    with pytest.raises(RuntimeError, match="does not exist"):
+        s.inspect_stage = 42
+        bpy.ops.nnviz.inspect()
