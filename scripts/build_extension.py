@@ -56,11 +56,13 @@ def build(output_dir: str, validate: bool = True) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         staged = os.path.join(tmp, "nnviz_blender")
         stage(staged)
-        subprocess.run(
+        result = subprocess.run(
             [sys.executable, tool, "build", "--source-dir", staged, "--output-dir", output_dir],
-            check=True,
-            stdout=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
         )
+        if result.returncode != 0:
+            raise SystemExit(f"extension build failed:\n{result.stdout}{result.stderr}")
     zips = sorted(glob.glob(os.path.join(output_dir, "nnviz_blender-*.zip")), key=os.path.getmtime)
     if not zips:
         raise SystemExit("the extension tool made no zip")
