@@ -73,11 +73,9 @@ def apply_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
     """One layer on a batch (N, *layer.in_shape) -> (N, *layer.out_shape), float32."""
     p = layer.params
     if layer.type == "dense":
-        assert layer.weight is not None
-        y = dense(x, layer.weight, layer.bias)
+        y = dense(x, layer.w, layer.bias)
     elif layer.type == "conv2d":
-        assert layer.weight is not None
-        y = conv2d(x, layer.weight, layer.bias, p["stride"], p["padding"])
+        y = conv2d(x, layer.w, layer.bias, p["stride"], p["padding"])
     elif layer.type == "maxpool2d":
         y = maxpool2d(x, p["kernel_size"], p["stride"], p["padding"])
     elif layer.type == "avgpool2d":

@@ -102,7 +102,9 @@ def _kind(op: str) -> str:
 
 def _plan_stages(model: Model) -> list[dict]:
     """The stages as plain dicts (before node and edge offsets are known)."""
-    stages = [dict(name="input", kind="input", act_index=0, layer=-1, op="", activations=[])]
+    stages: list[dict] = [
+        dict(name="input", kind="input", act_index=0, layer=-1, op="", activations=[])
+    ]
     stages[0]["shape"] = _as_stage_shape(model.input_shape)
     counts = {"conv": 0, "pool": 0, "dense": 0}
     for layer in model.layers:
@@ -150,7 +152,7 @@ def _window_edge_count(layer: Layer, c_factor: int) -> int:
 
 def _edge_count(layer: Layer) -> int:
     if layer.type == "dense":
-        return int(layer.weight.size)
+        return int(layer.w.size)
     if layer.type == "conv2d":
         return _window_edge_count(layer, layer.in_shape[0] * layer.out_shape[0])
     return _window_edge_count(layer, layer.in_shape[0])
@@ -182,7 +184,7 @@ def _window_edges(layer: Layer, conv: bool) -> tuple[np.ndarray, np.ndarray, np.
     )
     dst = np.broadcast_to(np.arange(c_out * ho * wo).reshape(c_out, ho, wo, 1, 1, 1), shape)
     if conv:
-        weight = np.broadcast_to(layer.weight[:, None, None, :, :, :], shape)
+        weight = np.broadcast_to(layer.w[:, None, None, :, :, :], shape)
     else:
         tap = 1.0 if layer.type == "maxpool2d" else 1.0 / (kh * kw)
         weight = np.full(shape, tap, dtype=np.float32)
@@ -192,10 +194,10 @@ def _window_edges(layer: Layer, conv: bool) -> tuple[np.ndarray, np.ndarray, np.
 
 def _dense_edges(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local (src, dst, weight) of a dense layer: out x in edges, weight[o, i] from i to o."""
-    n_out, n_in = layer.weight.shape
+    n_out, n_in = layer.w.shape
     src = np.tile(np.arange(n_in), n_out)
     dst = np.repeat(np.arange(n_out), n_in)
-    return src, dst, layer.weight.ravel()
+    return src, dst, layer.w.ravel()
 
 
 def _layer_edges(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -67,13 +67,12 @@ def _function(graph: Graph, node: int) -> str:
 def _conv_patch(model: Model, graph: Graph, node: int, acts: list[np.ndarray]):
     stage = graph.stage_of(node)
     layer = model.layers[stage.layer]
-    assert layer.weight is not None
     o, y, x = _position(stage.shape, node - stage.start)
     (kh, kw), (sh, sw), (ph, pw) = (layer.params[k] for k in ("kernel_size", "stride", "padding"))
     src = np.asarray(acts[layer.index], np.float32).reshape(layer.in_shape)
     padded = np.pad(src, ((0, 0), (ph, ph), (pw, pw)))
     patch = padded[:, y * sh : y * sh + kh, x * sw : x * sw + kw]
-    return patch.copy(), layer.weight[o].copy()
+    return patch.copy(), layer.w[o].copy()
 
 
 def _formula(function: str, z: float, bias: float, n: int, a: float, terms) -> str:

@@ -46,6 +46,13 @@ class Layer:
     def name(self) -> str:
         return str(self.params.get("name") or f"{self.type}{self.index}")
 
+    @property
+    def w(self) -> np.ndarray:
+        """The weights of a dense or conv layer (asking a weightless layer is a bug)."""
+        if self.weight is None:
+            raise ModelError(f"layer {self.index} ({self.type}) has no weights")
+        return self.weight
+
 
 @dataclass(frozen=True)
 class Model:

@@ -181,12 +181,12 @@ def _activations(name: str):
     """(model, graph, activations) of the input currently shown on `name`."""
     model = live.network_model(name)
     x = live.current_input(name)
-    if x is None:
+    if x is None:  # nothing shown yet in this session: take what the canvas holds
         live.ensure_canvas(name)
-        live.refresh(name)
-        x = live.current_input(name)
-    graph = state.graph(name, model)
-    return model, graph, forward(model, x)
+        acts = live.refresh(name)
+    else:
+        acts = forward(model, x)
+    return model, state.graph(name, model), acts
 
 
 class NNVIZ_OT_inspect(_Base):
@@ -304,7 +304,7 @@ def live_timer() -> float | None:
     """The registered timer (only outside background mode): live.tick plus its reports."""
     interval = live.tick()
     for message in live.take_messages():
-        bpy.ops.nnviz.report("INVOKE_DEFAULT", message=message)
+        bpy.ops.nnviz.report("INVOKE_DEFAULT", message=message)  # type: ignore[attr-defined]
     return interval
 
 

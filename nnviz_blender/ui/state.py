@@ -79,7 +79,8 @@ def _icon(key: str, maps: np.ndarray, signed: bool) -> None:
     preview = _previews[key]
     h, w = img.shape[:2]
     preview.image_size = (w, h)
-    preview.image_pixels_float = img[::-1].ravel()  # previews store the bottom row first
+    # previews store the bottom row first
+    preview.image_pixels_float = img[::-1].ravel()  # type: ignore[assignment]
 
 
 def icon_id(key: str) -> int:
