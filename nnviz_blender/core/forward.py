@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .modelfile import Layer, Model, ModelError
 
@@ -21,35 +20,55 @@ def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndar
     return y + bias if bias is not None else y
 
 
-def _windows(
-    x: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int], fill: float
-) -> np.ndarray:
-    """(N, C, H, W) -> (N, C, Ho, Wo, kh, kw) view of every window (after padding with `fill`)."""
-    if p != (0, 0):
-        x = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])), constant_values=fill)
-    return sliding_window_view(x, k, axis=(2, 3))[:, :, :: s[0], :: s[1]]  # type: ignore[call-overload]
+def _taps(x: np.ndarray, k, s, p, fill: float) -> tuple[list[np.ndarray], tuple[int, int]]:
+    """The kh*kw shifted views of (N, C, H, W) that a window layer combines, (i, j) row-major.
+
+    Tap (i, j) holds, for every output position (y, x), the input at (y*sh - ph + i,
+    x*sw - pw + j); padding reads `fill`. Slicing keeps this a handful of fast NumPy views.
+    """
+    (kh, kw), (sh, sw), (ph, pw) = k, s, p
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    ho = (x.shape[2] - kh) // sh + 1
+    wo = (x.shape[3] - kw) // sw + 1
+    views = [
+        x[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return views, (ho, wo)
 
 
 def conv2d(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride, padding
 ) -> np.ndarray:
-    kh, kw = weight.shape[2:]
-    win = _windows(x, (kh, kw), tuple(stride), tuple(padding), 0.0)
-    y = np.tensordot(win, weight, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, O)
+    """Cross-correlation as PyTorch's Conv2d: im2col from the taps, then one matmul."""
+    n, c = x.shape[:2]
+    o, _, kh, kw = weight.shape
+    views, (ho, wo) = _taps(x, (kh, kw), tuple(stride), tuple(padding), 0.0)
+    cols = np.stack(views, axis=2).reshape(n, c * kh * kw, ho * wo)  # (c, i, j) like the weight
+    y = np.matmul(weight.reshape(o, c * kh * kw), cols)
     if bias is not None:
-        y += bias
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+        y += bias[:, None]
+    return y.reshape(n, o, ho, wo)
 
 
 def maxpool2d(x: np.ndarray, kernel_size, stride, padding) -> np.ndarray:
-    win = _windows(x, tuple(kernel_size), tuple(stride), tuple(padding), -np.inf)
-    return win.max(axis=(4, 5))
+    views, _ = _taps(x, tuple(kernel_size), tuple(stride), tuple(padding), -np.inf)
+    out = views[0].copy()
+    for v in views[1:]:
+        np.maximum(out, v, out=out)
+    return out
 
 
 def avgpool2d(x: np.ndarray, kernel_size, stride, padding) -> np.ndarray:
     """Average over the window, zero padding included (PyTorch's count_include_pad=True)."""
-    win = _windows(x, tuple(kernel_size), tuple(stride), tuple(padding), 0.0)
-    return win.mean(axis=(4, 5), dtype=np.float32)
+    views, _ = _taps(x, tuple(kernel_size), tuple(stride), tuple(padding), 0.0)
+    out = views[0].copy()
+    for v in views[1:]:
+        out += v
+    out *= np.float32(1.0 / len(views))
+    return out
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

@@ -25,9 +25,10 @@ def _unit(a: np.ndarray) -> np.ndarray:
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4), float or uint8 -> float32 (H, W) in [0, 1].
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4), float or uint8 -> float32 (H, W), 0..1 nominal.
 
     With a varying alpha channel the alpha itself is the ink (strokes on a transparent canvas).
+    Values outside [0, 1] (e.g. over-bright paint) are clamped later, on the cropped digit only.
     """
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 1:
@@ -36,24 +37,26 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         raise InputError(f"expected an image of shape (H, W) or (H, W, 1/3/4), got {list(a.shape)}")
     if a.dtype.kind not in "fiub":
         raise InputError(f"expected a numeric image, got {a.dtype}")
-    scale = 255.0 if a.dtype == np.uint8 else 65535.0 if a.dtype == np.uint16 else 1.0
-    a = a.astype(np.float32) / np.float32(scale)
-    if not np.isfinite(a).all():
-        raise InputError("image contains NaN or Inf")
+    if a.dtype.kind == "f":
+        a = a.astype(np.float32, copy=False)
+        if not np.isfinite(a).all():
+            raise InputError("image contains NaN or Inf")
+    else:
+        a = a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max if a.dtype != bool else 1)
     if a.ndim == 2:
-        return _unit(a)
+        return a
     if a.shape[2] == 4 and a[:, :, 3].min() < 0.99:
-        return _unit(np.ascontiguousarray(a[:, :, 3]))
-    return _unit(a[:, :, :3] @ LUMA)
+        return np.ascontiguousarray(a[:, :, 3])
+    return a[:, :, 0] * LUMA[0] + a[:, :, 1] * LUMA[1] + a[:, :, 2] * LUMA[2]
 
 
 def ink_map(gray: np.ndarray, ink: Ink = "auto") -> np.ndarray:
-    """Ink strength in [0, 1] (1 = full stroke), background 0.
+    """Ink strength scaled so the strongest stroke is 1; background <= 0 (clamped on the crop).
 
     `auto` takes the border's median as the background: a light border means dark ink.
     """
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    background = float(np.median(border))
+    background = float(np.partition(border, border.size // 2)[border.size // 2])
     if ink == "auto":
         ink = "dark" if background > 0.5 else "light"
     if ink == "dark":
@@ -61,9 +64,11 @@ def ink_map(gray: np.ndarray, ink: Ink = "auto") -> np.ndarray:
         background = 1.0 - background
     elif ink != "light":
         raise InputError(f"ink must be 'auto', 'light' or 'dark', not {ink!r}")
-    strength = np.maximum(gray - min(background, 0.5), 0.0)
-    top = strength.max()
-    return strength / top if top > 0 else strength
+    strength = gray - np.float32(min(background, 0.5))
+    top = float(strength.max())
+    if top > 0:
+        strength *= np.float32(1.0 / top)
+    return strength
 
 
 def _area_matrix(n_in: int, n_out: int, offset: float, scale: float) -> np.ndarray:
@@ -96,7 +101,7 @@ def mnist_field(ink: np.ndarray, field: int = 28, box: int = 20) -> np.ndarray:
     if rows.size == 0:
         return np.zeros((field, field), dtype=np.float32)
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    crop = ink[y0:y1, x0:x1]
+    crop = _unit(ink[y0:y1, x0:x1].copy())
     h, w = crop.shape
     scale = max(h, w) / box  # source pixels per field pixel: the longest side fills the box
     # The centre of mass maps linearly, so it lands on the target in one resampling. MNIST puts
