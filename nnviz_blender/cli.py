@@ -103,12 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_evaluate)
 
-    try:
-        from . import cli_render
-    except ImportError:  # not written yet in this checkout
-        cli_render = None
-    if cli_render is not None:
-        cli_render.add_parser(sub)
+    from . import cli_animate, cli_render  # they import bpy only when run
+
+    cli_render.add_parser(sub)
+    cli_animate.add_parser(sub)
     return parser
 
 

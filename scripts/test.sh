@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: sets up its environments, then lint, type check, pytest.
+# The whole test suite on a fresh machine: sets up its environments, then lint, type check, pytest
+# on Blender 5.0.1, and the Blender tests on 4.2 LTS and 4.5 LTS (NNVIZ_SKIP_LTS=1 skips those).
 # Extra arguments go to pytest (e.g. -k graph, -m "not slow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +13,14 @@ echo ">> ruff"
 .venv/bin/ruff format --check .
 echo ">> mypy (against fake-bpy-module)"
 .venv-typecheck/bin/mypy nnviz_blender
-echo ">> pytest"
+echo ">> pytest (Blender 5.0.1, everything)"
 .venv/bin/python -m pytest "$@"
+
+# The Blender tests again on the two LTS lines the manifest promises (blender_version_min 4.2).
+if [ -z "${NNVIZ_SKIP_LTS:-}" ]; then
+    for v in 42 45; do
+        ensure_venv ".venv-bpy$v" "requirements-bpy$v.txt"
+        echo ">> pytest (Blender $(".venv-bpy$v/bin/python" -c 'import bpy; print(bpy.app.version_string)'), -m blender)"
+        timeout 900 ".venv-bpy$v/bin/python" -m pytest -m "blender" -p no:cacheprovider "$@"
+    done
+fi

@@ -6,16 +6,18 @@ import bpy
 from bpy.app.handlers import persistent
 
 from .. import live
-from . import ops, panel, props, state
+from ..animation import record
+from . import anim_ops, anim_panel, ops, panel, props, state
 
-MODULES = (props, ops, panel)
+MODULES = (props, ops, panel, anim_ops, anim_panel)
 
 
 @persistent
 def _on_load_pre(*_args) -> None:
-    """A file is about to replace this one: every live session and cached state ends here."""
+    """A file is about to replace this one: every session and cached state ends here."""
     live.stop_all("a file was loaded")
     live.forget_all()
+    record.forget_all()
     state.forget()
     from ..scene import network as scene_network
 

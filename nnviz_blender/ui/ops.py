@@ -14,6 +14,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, IntProperty
 
 from .. import live
+from ..animation import bake
 from ..core.forward import forward
 from ..core.graph import incoming, node_values, trace
 from ..core.inspect import describe, nearest_node
@@ -124,6 +125,7 @@ class NNVIZ_OT_live_start(_Base):
 
     def run(self, context):
         name = target_network(context)
+        bake.set_enabled(name, False)  # a baked animation would hide the live values
         live.start(name)
         _brush_setup(context)
         if not bpy.app.background and not bpy.app.timers.is_registered(live_timer):

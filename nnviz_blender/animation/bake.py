@@ -1,0 +1,425 @@
+"""Bake a sequence of key states into the .blend: render-farm safe, no add-on needed to play it.
+
+What a bake adds to a network (all tagged with util.tag, so remove_network removes it):
+
+- a *table* mesh: one vertex per node, the float attribute `nnviz_act_<k>` per key state k
+  (the raw node values) and `nnviz_stage`, `nnviz_lgroup`, `nnviz_sgroup` (int);
+- a *constants* mesh: one vertex per (key, group) whose position is (lo, span, peak), the
+  normalisation constants of that group for that key (see animation.values);
+- the "NNViz Bake" Geometry Nodes modifier, FIRST in the nodes object's stack (before
+  "NNViz Nodes"): it reads both tables through Object Info and rewrites the points' `act`,
+  `level`, `signed` for the current frame; instancing, materials, edges and labels follow
+  because they all read the evaluated nodes object;
+- keyframes (LINEAR) on the modifier's "Position" input: the animation's whole timing
+  (see animation.schedule), editable in the Graph Editor.
+
+The key state is picked by name inside the node tree (Value to String -> Replace String ->
+Named Attribute), so evaluation costs the same for 2 or 2,000 key states.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from ..core.graph import Graph
+from ..scene import attributes, util
+from . import keys
+from . import schedule as sched
+from . import values as vals
+
+MODIFIER = "NNViz Bake"
+NODES_MODIFIER = "NNViz Nodes"
+ACT_NAME = "nnviz_act_{}"
+VALUE_ATTRS = ("act", "level", "signed")
+
+
+class BakeError(ValueError):
+    """A bake that cannot be made (no network, wrong number of values...); message for users."""
+
+
+@dataclass(frozen=True)
+class BakeInfo:
+    keys: int
+    frame_start: int
+    frame_end: int
+    wave: float
+    table_bytes: int  # payload of the baked values (both tables)
+    seconds: float
+
+
+# --- the node tree ----------------------------------------------------------------------------
+
+
+def _math(tree, op: str, a, b=None, x: float = 0.0, y: float = 0.0, clamp: bool = False):
+    """A Math node on sockets or constants; returns its output socket."""
+    node = util.node(tree, "ShaderNodeMath", x, y, operation=op, use_clamp=clamp)
+    for i, v in enumerate((a, b)):
+        if v is None:
+            continue
+        if isinstance(v, int | float):
+            node.inputs[i].default_value = float(v)
+        else:
+            util.link(tree, v, node.inputs[i])
+    return node.outputs[0]
+
+
+def _sample(tree, geometry, field, index, data_type: str, x: float, y: float):
+    node = util.node(
+        tree, "GeometryNodeSampleIndex", x, y, data_type=data_type, domain="POINT", clamp=True
+    )
+    util.link(tree, geometry, node.inputs["Geometry"])
+    util.link(tree, field, node.inputs["Value"])
+    util.link(tree, index, node.inputs["Index"])
+    return node.outputs[0]
+
+
+def _named(tree, name, data_type: str, x: float, y: float):
+    node = util.node(tree, "GeometryNodeInputNamedAttribute", x, y, data_type=data_type)
+    if isinstance(name, str):
+        node.inputs["Name"].default_value = name
+    else:
+        util.link(tree, name, node.inputs["Name"])
+    return node.outputs["Attribute"]
+
+
+def _key_name(tree, key, x: float, y: float):
+    """'nnviz_act_<key>' for a (single value) key index socket."""
+    text = util.node(tree, "FunctionNodeValueToString", x, y)
+    util.link(tree, key, text.inputs["Value"])
+    text.inputs["Decimals"].default_value = 0
+    name = util.node(tree, "FunctionNodeReplaceString", x + 180, y)
+    name.inputs["String"].default_value = ACT_NAME.format("#")
+    name.inputs["Find"].default_value = "#"
+    util.link(tree, text.outputs[0], name.inputs["Replace"])
+    return name.outputs[0]
+
+
+def build_tree(network: str):
+    tree = util.new_tree(f"{network} bake", network, "bake_tree")
+    util.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    util.add_socket(tree, "Table", "NodeSocketObject")
+    util.add_socket(tree, "Constants", "NodeSocketObject")
+    util.add_socket(tree, "Position", "NodeSocketFloat", default=0.0, min_value=0.0)
+    util.add_socket(tree, "Keys", "NodeSocketInt", default=1, min_value=1)
+    util.add_socket(tree, "Groups", "NodeSocketInt", default=1, min_value=1)
+    util.add_socket(tree, "Stage Delay", "NodeSocketFloat", default=0.0, min_value=0.0)
+    util.add_socket(tree, "Stage Width", "NodeSocketFloat", default=1.0, min_value=0.001)
+    util.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+
+    n, link = util.node, util.link
+    gin = n(tree, "NodeGroupInput", -2200, 0)
+    table = n(tree, "GeometryNodeObjectInfo", -1900, 500, transform_space="ORIGINAL")
+    link(tree, gin.outputs["Table"], table.inputs["Object"])
+    consts = n(tree, "GeometryNodeObjectInfo", -1900, -700, transform_space="ORIGINAL")
+    link(tree, gin.outputs["Constants"], consts.inputs["Object"])
+    table_geo, const_geo = table.outputs["Geometry"], consts.outputs["Geometry"]
+    index = n(tree, "GeometryNodeInputIndex", -1900, 200).outputs[0]
+
+    # p -> a = floor(p), b = min(a + 1, K - 1), t = p - a   (single values)
+    last = _math(tree, "SUBTRACT", gin.outputs["Keys"], 1, -1900, 0)
+    p = _math(tree, "MAXIMUM", gin.outputs["Position"], 0.0, -1750, 0)
+    p = _math(tree, "MINIMUM", p, last, -1600, 0)
+    a = _math(tree, "FLOOR", p, None, -1450, 50)
+    b = _math(tree, "MINIMUM", _math(tree, "ADD", a, 1, -1300, -50), last, -1150, -50)
+    t = _math(tree, "SUBTRACT", p, a, -1300, 150)
+
+    # per node: its stage's eased mix factor e = smoothstep((t - stage * delay) / width)
+    stage = _sample(
+        tree, table_geo, _named(tree, "nnviz_stage", "INT", -1700, 350), index, "INT", -1450, 350
+    )
+    lag = _math(tree, "MULTIPLY", stage, gin.outputs["Stage Delay"], -1150, 350)
+    local = _math(tree, "SUBTRACT", t, lag, -1000, 300)
+    local = _math(tree, "DIVIDE", local, gin.outputs["Stage Width"], -850, 300, clamp=True)
+    ease = _math(tree, "MULTIPLY_ADD", local, -2.0, -700, 250)  # 3 - 2x (input 2 below)
+    ease.node.inputs[2].default_value = 3.0
+    ease = _math(
+        tree, "MULTIPLY", ease, _math(tree, "MULTIPLY", local, local, -700, 400), -550, 300
+    )
+
+    lgroup = _sample(
+        tree, table_geo, _named(tree, "nnviz_lgroup", "INT", -1700, -250), index, "INT", -1450, -250
+    )
+    sgroup = _sample(
+        tree, table_geo, _named(tree, "nnviz_sgroup", "INT", -1700, -400), index, "INT", -1450, -400
+    )
+    position = n(tree, "GeometryNodeInputPosition", -1700, -850).outputs[0]
+
+    def state(key, y: float):
+        """(act, level, signed) fields of key state `key` (a single value socket)."""
+        act = _sample(
+            tree,
+            table_geo,
+            _named(tree, _key_name(tree, key, -1100, y), "FLOAT", -700, y),
+            index,
+            "FLOAT",
+            -500,
+            y,
+        )
+        row = _math(tree, "MULTIPLY", key, gin.outputs["Groups"], -700, y - 150)
+        lrow = _math(tree, "ADD", row, lgroup, -550, y - 150)
+        srow = _math(tree, "ADD", row, sgroup, -550, y - 250)
+        lconst = n(tree, "ShaderNodeSeparateXYZ", -200, y - 150)
+        link(
+            tree,
+            _sample(tree, const_geo, position, lrow, "FLOAT_VECTOR", -380, y - 150),
+            lconst.inputs[0],
+        )
+        sconst = n(tree, "ShaderNodeSeparateXYZ", -200, y - 300)
+        link(
+            tree,
+            _sample(tree, const_geo, position, srow, "FLOAT_VECTOR", -380, y - 300),
+            sconst.inputs[0],
+        )
+        shifted = _math(tree, "SUBTRACT", act, lconst.outputs["X"], -50, y - 100)
+        level = _math(tree, "DIVIDE", shifted, lconst.outputs["Y"], 100, y - 100)
+        signed = _math(tree, "DIVIDE", act, sconst.outputs["Z"], 100, y - 250)
+        return act, level, signed
+
+    first = state(a, 0)
+    second = state(b, -600)
+
+    geometry = gin.outputs["Geometry"]
+    for i, name in enumerate(VALUE_ATTRS):
+        mix = n(tree, "ShaderNodeMix", 350, 200 - 250 * i, data_type="FLOAT", clamp_factor=False)
+        link(tree, ease, mix.inputs["Factor"])
+        link(tree, first[i], mix.inputs[2])
+        link(tree, second[i], mix.inputs[3])
+        store = n(
+            tree,
+            "GeometryNodeStoreNamedAttribute",
+            550 + 200 * i,
+            200,
+            data_type="FLOAT",
+            domain="POINT",
+        )
+        store.inputs["Name"].default_value = name
+        link(tree, geometry, store.inputs["Geometry"])
+        link(tree, mix.outputs[0], store.inputs["Value"])
+        geometry = store.outputs["Geometry"]
+    gout = n(tree, "NodeGroupOutput", 1200, 200)
+    link(tree, geometry, gout.inputs["Geometry"])
+    return tree
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+def _table_object(network: str, role: str, mesh):
+    """An object for a table mesh. It is linked to no collection: it never renders and never
+    shows, yet the bake modifier's reference keeps it in the file and in the depsgraph."""
+    obj = util.tag(bpy.data.objects.new(mesh.name, mesh), network, role)
+    obj.hide_select = True
+    return obj
+
+
+def _value_table(network: str, key_values: np.ndarray, stage: np.ndarray, grp: vals.Groups):
+    k, n = key_values.shape
+    mesh = util.tag(bpy.data.meshes.new(f"{network} bake table"), network, "bake_table")
+    mesh.vertices.add(n)
+    attributes.write(mesh, "nnviz_stage", stage, "INT", "POINT")
+    attributes.write(mesh, "nnviz_lgroup", grp.level, "INT", "POINT")
+    attributes.write(mesh, "nnviz_sgroup", grp.signed, "INT", "POINT")
+    for key in range(k):
+        attributes.write(mesh, ACT_NAME.format(key), key_values[key], "FLOAT", "POINT")
+    mesh.update()
+    return _table_object(network, "bake_table", mesh)
+
+
+def _constants_table(network: str, const: np.ndarray):
+    mesh = util.tag(bpy.data.meshes.new(f"{network} bake constants"), network, "bake_constants")
+    rows = const.reshape(-1, 3)
+    mesh.vertices.add(len(rows))
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(rows, np.float32).reshape(-1))
+    mesh.update()
+    return _table_object(network, "bake_constants", mesh)
+
+
+# --- bake / remove ----------------------------------------------------------------------------
+
+
+def _nodes_object(network: str):
+    obj = util.find("objects", network, "nodes")
+    if obj is None:
+        raise BakeError(f"no network named {network!r} in this file (build it first)")
+    return obj
+
+
+def _position_path(modifier) -> str:
+    ident = util.socket_identifier(modifier.node_group, "Position")
+    return f'modifiers["{modifier.name}"]["{ident}"]'
+
+
+def bake(
+    network: str,
+    graph: Graph,
+    key_values: np.ndarray,
+    schedule: sched.Schedule,
+    *,
+    wave: float = 0.0,
+    scene=None,
+    set_frame_range: bool = True,
+) -> BakeInfo:
+    """Bake key states (node values (K, N), graph order) with `schedule` into the network.
+
+    Replaces an earlier bake of the same network. The scene's frame range becomes the
+    schedule's unless `set_frame_range` is False.
+    """
+    t0 = time.perf_counter()
+    obj = _nodes_object(network)
+    key_values = np.ascontiguousarray(key_values, np.float32)
+    if key_values.ndim != 2 or key_values.shape[1] != graph.node_count:
+        raise BakeError(
+            f"expected node values of shape (keys, {graph.node_count}), "
+            f"got {list(key_values.shape)}"
+        )
+    if key_values.shape[0] != schedule.n_keys:
+        raise BakeError(f"{key_values.shape[0]} key states for a {schedule.n_keys}-key schedule")
+    if len(obj.data.vertices) != graph.node_count:
+        raise BakeError(
+            f"network {network!r} has {len(obj.data.vertices)} nodes, the model {graph.node_count}"
+        )
+    if not np.all(np.isfinite(key_values)):
+        raise BakeError("the node values contain NaN or infinity")
+    delay, width = sched.wave_timing(len(graph.stages), wave)
+    coll = util.find("collections", network, "collection")
+    per = str(coll.get("nnviz_normalise", "map")) if coll is not None else "map"
+
+    remove(network)
+    grp = vals.groups(graph, per)
+    const = vals.constants(graph, grp, key_values)
+    table = _value_table(network, key_values, graph.node_stage, grp)
+    constants = _constants_table(network, const)
+
+    mod = obj.modifiers.new(MODIFIER, "NODES")
+    mod.node_group = build_tree(network)
+    obj.modifiers.move(len(obj.modifiers) - 1, 0)  # before the instancing
+    util.set_modifier_input(mod, "Table", table)
+    util.set_modifier_input(mod, "Constants", constants)
+    util.set_modifier_input(mod, "Keys", int(schedule.n_keys))
+    util.set_modifier_input(mod, "Groups", int(grp.width))
+    util.set_modifier_input(mod, "Stage Delay", float(delay))
+    util.set_modifier_input(mod, "Stage Width", float(width))
+    ident = util.socket_identifier(mod.node_group, "Position")
+
+    def set_position(v):
+        mod[ident] = float(v)
+
+    keys.set_keys(
+        obj, _position_path(mod), schedule.frames, schedule.positions, set_value=set_position
+    )
+    _adopt_action(obj, network)
+    if coll is not None:
+        coll["nnviz_bake"] = {
+            "keys": int(schedule.n_keys),
+            "frame_start": int(schedule.frame_start),
+            "frame_end": int(schedule.frame_end),
+            "wave": float(wave),
+        }
+    scene = scene or bpy.context.scene
+    if set_frame_range:
+        scene.frame_start, scene.frame_end = schedule.frame_start, schedule.frame_end
+    obj.update_tag()
+    return BakeInfo(
+        int(schedule.n_keys),
+        int(schedule.frame_start),
+        int(schedule.frame_end),
+        float(wave),
+        int(key_values.nbytes + const.nbytes + 3 * 4 * graph.node_count),
+        time.perf_counter() - t0,
+    )
+
+
+def _adopt_action(obj, network: str) -> None:
+    """Tag the action the keyframes created (if it is ours) so it is found and removed."""
+    anim = obj.animation_data
+    action = None if anim is None else anim.action
+    if action is not None and action.get(util.TAG) is None and action.users <= 1:
+        util.tag(action, network, "bake_action")
+
+
+def info(network: str) -> dict | None:
+    """What the current bake holds ({keys, frame_start, frame_end, wave}) or None."""
+    obj = util.find("objects", network, "nodes")
+    if obj is None or obj.modifiers.get(MODIFIER) is None:
+        return None
+    coll = util.find("collections", network, "collection")
+    raw = coll.get("nnviz_bake") if coll is not None else None
+    return raw.to_dict() if raw is not None else {}
+
+
+def is_enabled(network: str) -> bool:
+    obj = util.find("objects", network, "nodes")
+    mod = None if obj is None else obj.modifiers.get(MODIFIER)
+    return bool(mod is not None and mod.show_viewport and mod.show_render)
+
+
+def set_enabled(network: str, enabled: bool) -> bool:
+    """Switch the baked animation on or off (off: the nodes show live values again)."""
+    obj = util.find("objects", network, "nodes")
+    mod = None if obj is None else obj.modifiers.get(MODIFIER)
+    if mod is None:
+        return False
+    mod.show_viewport = mod.show_render = bool(enabled)
+    obj.update_tag()
+    return True
+
+
+def remove(network: str) -> bool:
+    """Remove the bake (modifier, tables, keyframes); True if there was one."""
+    found = False
+    obj = util.find("objects", network, "nodes")
+    if obj is not None:
+        mod = obj.modifiers.get(MODIFIER)
+        if mod is not None:
+            if mod.node_group is not None:
+                keys.remove(obj, _position_path(mod))
+            obj.modifiers.remove(mod)
+            found = True
+        anim = obj.animation_data
+        action = None if anim is None else anim.action
+        if action is not None and action.get(util.ROLE) == "bake_action":
+            fcurves = keys._fcurves(obj)
+            if fcurves is None or len(fcurves) == 0:
+                anim.action = None
+                bpy.data.actions.remove(action)
+        obj.update_tag()
+    for kind, role in (
+        ("objects", "bake_table"),
+        ("objects", "bake_constants"),
+        ("meshes", "bake_table"),
+        ("meshes", "bake_constants"),
+        ("node_groups", "bake_tree"),
+    ):
+        block = util.find(kind, network, role)
+        while block is not None:
+            getattr(bpy.data, kind).remove(block)
+            found = True
+            block = util.find(kind, network, role)
+    coll = util.find("collections", network, "collection")
+    if coll is not None and "nnviz_bake" in coll:
+        del coll["nnviz_bake"]
+    return found
+
+
+def read_values(network: str, depsgraph=None) -> dict[str, np.ndarray]:
+    """The nodes' evaluated `act`, `level`, `signed` at the current frame (for checks/tests).
+
+    Reads the points before instancing, by evaluating with the instancing modifier off.
+    """
+    obj = _nodes_object(network)
+    inst = obj.modifiers.get(NODES_MODIFIER)
+    was = inst.show_viewport if inst is not None else None
+    try:
+        if inst is not None:
+            inst.show_viewport = False
+        depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+        depsgraph.update()
+        data = obj.evaluated_get(depsgraph).data
+        return {name: attributes.read(data, name).copy() for name in VALUE_ATTRS}
+    finally:
+        if inst is not None:
+            inst.show_viewport = was

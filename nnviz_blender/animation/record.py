@@ -1,0 +1,211 @@
+"""Record live drawing: capture the canvas as network inputs, then bake it stroke by stroke.
+
+A recording keeps what the network *reads* (the preprocessed input, 28x28 or 32x32 floats, a few
+KB per capture), not canvas pixels, with the time of each capture. `capture(network)` is the
+plain function a timer calls while recording (and tests call directly): it reads the canvas
+(foreach_get into a kept buffer), skips it if the input did not change, else appends it.
+Stopping stores the recording on the network's collection, so it is saved with the file and can
+be baked later; `bake_recording` turns it into key states that follow the strokes in real time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from .. import live
+from ..core.graph import build_graph
+from ..core.preprocess import prepare
+from ..scene import util
+from . import bake as anim_bake
+from . import schedule as sched
+from . import values as vals
+
+DEFAULT_RATE = 12.0  # captures per second
+MAX_CAPTURES = 20_000
+PROP = "nnviz_recording"
+
+
+class RecordError(live.LiveError):
+    """Recording cannot start / go on / be baked; the message is for the user."""
+
+
+@dataclass
+class Recording:
+    network: str
+    rate: float
+    inputs: list[np.ndarray] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    t0: float = 0.0
+    buffer: np.ndarray | None = None  # canvas pixels, reused every capture
+    skipped: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def duration(self) -> float:
+        return self.times[-1] - self.times[0] if self.times else 0.0
+
+
+_recordings: dict[str, Recording] = {}
+_messages: list[str] = []  # why recordings stopped, for the UI to report once
+
+
+def take_messages() -> list[str]:
+    out = _messages[:]
+    _messages.clear()
+    return out
+
+
+def is_recording(network: str) -> bool:
+    return network in _recordings
+
+
+def recording(network: str) -> Recording | None:
+    """The recording in progress, else the one stored in the file, else None."""
+    rec = _recordings.get(network)
+    return rec if rec is not None else load(network)
+
+
+def start(network: str, rate: float = DEFAULT_RATE, now: float | None = None) -> Recording:
+    """Start recording the canvas of `network` (made if missing); the first capture is taken."""
+    if not rate > 0:
+        raise RecordError(f"the capture rate must be positive, not {rate}")
+    live.ensure_canvas(network)
+    model = live.network_model(network)  # fails early if the model file is gone
+    anim_bake.set_enabled(network, False)  # a baked animation would hide the live drawing
+    del model
+    rec = Recording(network, float(rate), t0=time.monotonic() if now is None else now)
+    _recordings[network] = rec
+    capture(network, now)
+    return rec
+
+
+def capture(network: str, now: float | None = None) -> bool:
+    """Capture the canvas once; True if it changed since the last capture (and was kept)."""
+    rec = _recordings.get(network)
+    if rec is None:
+        raise RecordError(f"network {network!r} is not recording")
+    image = live.canvas_image(network)
+    if image is None:
+        raise RecordError("the canvas was deleted")
+    w, h = image.size
+    if rec.buffer is None or rec.buffer.size != w * h * 4:
+        rec.buffer = np.empty(w * h * 4, np.float32)
+    live.read_pixels(image, rec.buffer)
+    model = live.network_model(network)
+    x = prepare(model, rec.buffer.reshape(h, w, 4)[::-1])
+    if rec.inputs and np.array_equal(rec.inputs[-1], x):
+        rec.skipped += 1
+        return False
+    if len(rec.inputs) >= MAX_CAPTURES:
+        raise RecordError(f"recording is full ({MAX_CAPTURES} captures)")
+    t = (time.monotonic() if now is None else now) - rec.t0
+    rec.inputs.append(x.astype(np.float32))
+    rec.times.append(float(t))
+    return True
+
+
+def stop(network: str, now: float | None = None) -> Recording | None:
+    """Stop recording; the recording is stored on the network (saved with the file)."""
+    rec = _recordings.pop(network, None)
+    if rec is None:
+        return None
+    if rec.inputs:
+        # the last drawing stays until the moment Stop was pressed
+        end = (time.monotonic() if now is None else now) - rec.t0
+        rec.times.append(max(end, rec.times[-1]))
+        rec.inputs.append(rec.inputs[-1])
+        store(rec)
+    return rec
+
+
+def stop_all() -> None:
+    for name in list(_recordings):
+        stop(name)
+
+
+def forget_all() -> None:
+    """After a file load: recordings in progress belong to the previous file."""
+    _recordings.clear()
+
+
+def tick() -> float | None:
+    """Timer body: capture every recording canvas; stop recordings that cannot go on."""
+    rate = 0.0
+    for name in list(_recordings):
+        try:
+            capture(name)
+            rate = max(rate, _recordings[name].rate)
+        except (RecordError, live.LiveError, ReferenceError, KeyError) as exc:
+            _recordings.pop(name, None)
+            _messages.append(f"Recording on {name!r} stopped: {exc}")
+    return 1.0 / rate if rate > 0 else None
+
+
+# --- stored in the file -----------------------------------------------------------------------
+
+
+def store(rec: Recording) -> None:
+    coll = util.find("collections", rec.network, "collection")
+    if coll is None:
+        return
+    stack = np.stack(rec.inputs).astype(np.float32)
+    coll[PROP] = {
+        "rate": rec.rate,
+        "shape": list(stack.shape),
+        "times": [float(t) for t in rec.times],
+        "inputs": stack.reshape(-1),
+    }
+
+
+def load(network: str) -> Recording | None:
+    coll = util.find("collections", network, "collection")
+    raw = coll.get(PROP) if coll is not None else None
+    if raw is None:
+        return None
+    shape = tuple(int(v) for v in raw["shape"])
+    data = np.asarray(raw["inputs"], np.float32).reshape(shape)
+    times = [float(t) for t in raw["times"]]
+    return Recording(network, float(raw["rate"]), list(data), times)
+
+
+def clear(network: str) -> None:
+    _recordings.pop(network, None)
+    coll = util.find("collections", network, "collection")
+    if coll is not None and PROP in coll:
+        del coll[PROP]
+
+
+# --- bake -------------------------------------------------------------------------------------
+
+
+def bake_recording(
+    network: str,
+    *,
+    fps: float | None = None,
+    speed: float = 1.0,
+    end_hold: float = 1.5,
+    wave: float = 0.0,
+    scene=None,
+) -> anim_bake.BakeInfo:
+    """Bake the network's recording: the drawing appears at the speed it was drawn."""
+    rec = recording(network)
+    if rec is None or not rec.inputs:
+        raise RecordError(f"network {network!r} has no recording (Record, draw, then Stop)")
+    if is_recording(network):
+        raise RecordError("stop recording before baking it")
+    scene = scene or bpy.context.scene
+    fps = fps or scene.render.fps / scene.render.fps_base
+    schedule, kept = sched.timed(rec.times, fps=fps, end_hold=end_hold, speed=speed)
+    model = live.network_model(network)
+    graph = build_graph(model)
+    values = vals.key_values(model, graph, [rec.inputs[i] for i in kept])
+    info = anim_bake.bake(network, graph, values, schedule, wave=wave, scene=scene)
+    anim_bake.set_enabled(network, True)
+    return info
