@@ -1,0 +1,263 @@
+"""`python -m nnviz_blender render`: a figure of a network thinking about one input, headless.
+
+    python -m nnviz_blender render --model cnn --input sample:7 --layout 3d --out fig.png
+
+loads the model, runs it on the input, builds the network as geometry, sets up the stage and
+renders with the bpy wheel; `--save-blend` also leaves a .blend that opens in Blender with the
+scene intact (no add-on needed to render it again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+DEFAULT_FADE = 0.12  # edges below this share of full strength do not show (and are not traced)
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad resolution {text!r}: use WxH, e.g. 1920x1080"
+        ) from None
+    if not (16 <= w <= 16384 and 16 <= h <= 16384):
+        raise argparse.ArgumentTypeError(f"resolution {w}x{h} out of range (16 to 16384)")
+    return w, h
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1): {value}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "render",
+        help="render a figure of the network (needs bpy)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="mlp, cnn or a path to a .npz model")
+    p.add_argument("--input", required=True, help="sample:<digit>, a .npy image or a .png")
+    p.add_argument("--layout", choices=("3d", "flat"), default="3d")
+    p.add_argument("--out", required=True, help="image to write (.png)")
+    p.add_argument("--engine", choices=("cycles", "eevee", "workbench"), default="cycles")
+    p.add_argument("--samples", type=_positive_int, default=64)
+    p.add_argument("--resolution", type=_resolution, default=(1920, 1080), metavar="WxH")
+    p.add_argument("--camera", choices=("front", "iso", "top"), default="front")
+    p.add_argument("--theme", choices=("dark", "light"), default="dark")
+    p.add_argument(
+        "--edges",
+        default="all",
+        help="all, none, topk:K (K strongest inputs per node by "
+        "|weight|) or contrib:T (only |weight x activation| above T, follows the input)",
+    )
+    p.add_argument("--transparent", action="store_true", help="transparent background (RGBA)")
+    p.add_argument("--save-blend", metavar="FILE", help="also save the scene as a .blend")
+    p.add_argument("--node-shape", choices=("theme", "cube", "sphere", "tile"), default="theme")
+    p.add_argument(
+        "--colormap",
+        choices=("original", "viridis", "magma", "diverging"),
+        default=None,
+        help="node colours (default: the theme's)",
+    )
+    p.add_argument("--spacing", type=float, default=1.0, help="scale the gaps between layers")
+    p.add_argument(
+        "--edge-fade",
+        type=_fraction,
+        default=DEFAULT_FADE,
+        help=f"edges weaker than this share of full strength fade out (default {DEFAULT_FADE})",
+    )
+    p.add_argument("--edge-strength", type=float, default=None, help="edge brightness factor")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=run)
+    return p
+
+
+class _Progress:
+    def __init__(self, quiet: bool, steps: int):
+        self.quiet, self.steps, self.step, self.t0 = quiet, steps, 0, time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        self.step += 1
+        if not self.quiet:
+            elapsed = time.perf_counter() - self.t0
+            print(f"[{self.step}/{self.steps} {elapsed:6.1f}s] {message}", flush=True)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            print(f"          {message}", flush=True)
+
+
+def _render_stats_printer(progress: _Progress, layers: list[str]):
+    """A render_stats handler: which view layer, which sample, time so far (about 1 line/s)."""
+    state = {"layer": -1, "t": 0.0, "t0": time.perf_counter()}
+
+    def handler(stats, *_):
+        text = str(stats).split("|")[-1].strip()
+        now = time.perf_counter()
+        if text.startswith("Sample 0/"):
+            state["layer"] += 1
+        elif not (text.startswith("Sample") or text == "Finished" or text == "Compositing"):
+            return
+        if (
+            text.startswith("Sample")
+            and now - state["t"] < 1.0
+            and not text.startswith("Sample 0/")
+        ):
+            return
+        state["t"] = now
+        k = max(state["layer"], 0)
+        where = f"view layer {k + 1}/{len(layers)} ({layers[min(k, len(layers) - 1)]})"
+        if text == "Compositing":
+            where = "compositor"
+        progress.note(f"{now - state['t0']:6.1f}s  {where}: {text.lower()}")
+
+    return handler
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import bpy  # noqa: F401
+    except ImportError:
+        print(
+            "error: rendering needs Blender's Python module: pip install bpy "
+            "(or run inside Blender)",
+            file=sys.stderr,
+        )
+        return 2
+    from .core.forward import forward
+    from .core.modelfile import ModelError, load_model
+    from .core.preprocess import InputError, prepare
+    from .inputs import load_inputs
+    from .paths import shipped_model
+    from .scene.network import NetworkError
+
+    try:
+        return _run(args, forward, load_model, prepare, load_inputs, shipped_model)
+    except (ModelError, InputError, NetworkError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args, forward, load_model, prepare, load_inputs, shipped_model) -> int:
+    import bpy
+    import numpy as np
+
+    from .scene import materials, network, stage, util
+
+    out = os.path.abspath(args.out)
+    if not out.lower().endswith(".png"):
+        raise ValueError(f"--out must be a .png file, not {args.out!r}")
+    if os.path.isdir(out):
+        raise ValueError(f"--out is a directory: {args.out}")
+    mode = network.parse_edges(args.edges)
+    progress = _Progress(args.quiet, 5 + bool(args.save_blend))
+
+    progress(f"loading model {args.model}")
+    model = load_model(shipped_model(args.model))
+    inputs = load_inputs(args.input)
+    if len(inputs) > 1:
+        progress.note(f"{len(inputs)} inputs given; rendering the first ({inputs[0][0]})")
+    label, image = inputs[0]
+
+    progress(f"running {model.name} on {label}")
+    acts = forward(model, prepare(model, image))
+    probs = np.asarray(acts[-1]).reshape(-1)
+    best = int(np.argmax(probs))
+    progress.note(f"prediction: {model.labels[best]} ({probs[best]:.1%})")
+
+    progress(f"building the {args.layout} network ({args.edges} edges)")
+    t = time.perf_counter()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    name = network.build_network(
+        model,
+        model.name,
+        layout=args.layout,
+        node_shape=None if args.node_shape == "theme" else args.node_shape,
+        edges=mode,
+        theme=args.theme,
+        spacing=args.spacing,
+        colormap=args.colormap,
+        scene=scene,
+    )
+    network.apply_activations(name, model, acts)
+    edges_obj = util.find("objects", name, "edges")
+    edge_mat = util.find("materials", name, "edges_material")
+    if edges_obj is not None:
+        # Invisible edges are not traced: the threshold deletes them in Geometry Nodes and the
+        # material fades the rest in from the same level.
+        fade = max(args.edge_fade, mode.threshold)
+        network.set_edge_threshold(name, fade)
+        materials.set_edge_look(edge_mat, strength=args.edge_strength, fade=fade)
+        drawn = _drawn_edges(bpy, edges_obj)
+        progress.note(f"{len(edges_obj.data.curves):,} edges built, {drawn:,} above the fade level")
+    progress.note(f"built in {time.perf_counter() - t:.2f}s")
+
+    progress(f"stage: {args.camera} camera, {args.theme} theme, {args.engine}")
+    stage.setup(
+        name,
+        scene,
+        camera_preset=args.camera,
+        layout=args.layout,
+        theme=args.theme,
+        engine=args.engine,
+        samples=args.samples,
+        resolution=args.resolution,
+        transparent=args.transparent,
+    )
+    scene.render.filepath = out
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+
+    w, h = args.resolution
+    progress(f"rendering {w}x{h}, {args.samples} samples -> {out}")
+    t = time.perf_counter()
+    layers = [layer.name for layer in scene.view_layers if layer.use]
+    handler = _render_stats_printer(progress, layers)
+    bpy.app.handlers.render_stats.append(handler)
+    try:
+        bpy.ops.render.render(write_still=True)
+    finally:
+        bpy.app.handlers.render_stats.remove(handler)
+    if not os.path.isfile(out):
+        print(f"error: the render did not write {out}", file=sys.stderr)
+        return 1
+    progress.note(f"rendered in {time.perf_counter() - t:.1f}s")
+
+    if args.save_blend:
+        blend = os.path.abspath(args.save_blend)
+        progress(f"saving {blend}")
+        os.makedirs(os.path.dirname(blend), exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=blend, check_existing=False)
+    if not args.quiet:
+        print(f"wrote {out}")
+    return 0
+
+
+def _drawn_edges(bpy, edges_obj) -> int:
+    """Edges left after the threshold, counted on the evaluated object (any view layer)."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    return len(edges_obj.evaluated_get(depsgraph).data.curves)

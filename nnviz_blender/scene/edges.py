@@ -1,0 +1,195 @@
+"""The edges object: a hair Curves data-block with one two-point curve per drawn connection.
+
+CURVE attributes written once at build: `src`, `dst` (node indices), `weight`, and `gain`, a
+per-stage constant that brings weight x activation into roughly [-1, 1] for colouring.
+The Geometry Nodes modifier reads the nodes object (Object Info), samples `act` of each edge's
+source node (Sample Index on the instances), and stores
+
+    glow = weight * act[src] * gain          (CURVE domain, float)
+
+so an update writes only the node activations. Edges with |glow| < Threshold are deleted inside
+the modifier, which makes "contribution" mode follow the input and lets renders skip edges that
+would be invisible anyway.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from . import attributes, util
+
+MODIFIER = "NNViz Edges"
+
+
+def build_tree(network: str):
+    tree = util.new_tree(f"{network} edges", network, "edges_tree")
+    util.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    util.add_socket(tree, "Nodes", "NodeSocketObject")
+    util.add_socket(tree, "Threshold", "NodeSocketFloat", default=0.0, min_value=0.0)
+    util.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+
+    n, link = util.node, util.link
+    gin = n(tree, "NodeGroupInput", -1100, 0)
+    info = n(tree, "GeometryNodeObjectInfo", -900, 300, transform_space="ORIGINAL")
+    link(tree, gin.outputs["Nodes"], info.inputs["Object"])
+    act = n(tree, "GeometryNodeInputNamedAttribute", -900, 100, data_type="FLOAT")
+    act.inputs["Name"].default_value = "act"
+    src = n(tree, "GeometryNodeInputNamedAttribute", -900, -50, data_type="INT")
+    src.inputs["Name"].default_value = "src"
+    sample = n(tree, "GeometryNodeSampleIndex", -700, 200, data_type="FLOAT", domain="INSTANCE")
+    link(tree, info.outputs["Geometry"], sample.inputs["Geometry"])
+    link(tree, act.outputs["Attribute"], sample.inputs["Value"])
+    link(tree, src.outputs["Attribute"], sample.inputs["Index"])
+
+    weight = n(tree, "GeometryNodeInputNamedAttribute", -700, -100, data_type="FLOAT")
+    weight.inputs["Name"].default_value = "weight"
+    gain = n(tree, "GeometryNodeInputNamedAttribute", -700, -250, data_type="FLOAT")
+    gain.inputs["Name"].default_value = "gain"
+    mul1 = n(tree, "ShaderNodeMath", -500, 100, operation="MULTIPLY")
+    link(tree, sample.outputs[0], mul1.inputs[0])
+    link(tree, weight.outputs["Attribute"], mul1.inputs[1])
+    mul2 = n(tree, "ShaderNodeMath", -350, 100, operation="MULTIPLY")
+    link(tree, mul1.outputs[0], mul2.inputs[0])
+    link(tree, gain.outputs["Attribute"], mul2.inputs[1])
+
+    store = n(tree, "GeometryNodeStoreNamedAttribute", -150, 0, data_type="FLOAT", domain="CURVE")
+    store.inputs["Name"].default_value = "glow"
+    link(tree, gin.outputs["Geometry"], store.inputs["Geometry"])
+    link(tree, mul2.outputs[0], store.inputs["Value"])
+
+    glow = n(tree, "GeometryNodeInputNamedAttribute", -150, -250, data_type="FLOAT")
+    glow.inputs["Name"].default_value = "glow"
+    absolute = n(tree, "ShaderNodeMath", 0, -250, operation="ABSOLUTE")
+    link(tree, glow.outputs["Attribute"], absolute.inputs[0])
+    less = n(tree, "ShaderNodeMath", 150, -250, operation="LESS_THAN")
+    link(tree, absolute.outputs[0], less.inputs[0])
+    link(tree, gin.outputs["Threshold"], less.inputs[1])
+    delete = n(tree, "GeometryNodeDeleteGeometry", 300, -100, domain="CURVE")
+    link(tree, store.outputs["Geometry"], delete.inputs["Geometry"])
+    link(tree, less.outputs[0], delete.inputs["Selection"])
+    # Threshold 0 skips the delete entirely (the switch evaluates only the branch it takes).
+    active = n(tree, "ShaderNodeMath", 300, 150, operation="GREATER_THAN")
+    link(tree, gin.outputs["Threshold"], active.inputs[0])
+    active.inputs[1].default_value = 0.0
+    switch = n(tree, "GeometryNodeSwitch", 500, 0, input_type="GEOMETRY")
+    link(tree, active.outputs[0], switch.inputs["Switch"])
+    link(tree, store.outputs["Geometry"], switch.inputs["False"])
+    link(tree, delete.outputs["Geometry"], switch.inputs["True"])
+    gout = n(tree, "NodeGroupOutput", 700, 0)
+    link(tree, switch.outputs[0], gout.inputs["Geometry"])
+    return tree
+
+
+def stage_gain(weight: np.ndarray, dst_stage: np.ndarray, n_stages: int) -> np.ndarray:
+    """Per-edge constant 1 / (99th percentile of |weight| over the edges into the same stage).
+
+    Activations shown here are at most ~1 in magnitude (pixels, tanh, probabilities), so
+    weight x activation x gain lands mostly in [-1, 1] whatever the layer's weight scale.
+    """
+    gain = np.ones(len(weight), dtype=np.float32)
+    for s in range(n_stages):
+        sel = dst_stage == s
+        if not sel.any():
+            continue
+        scale = float(np.percentile(np.abs(weight[sel]), 99.0))
+        gain[sel] = 1.0 / scale if scale > 0 else 1.0
+    return gain
+
+
+def build(
+    network: str,
+    collection,
+    positions: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    weight: np.ndarray,
+    gain: np.ndarray,
+    nodes_object: str,
+    *,
+    radius: float = 0.002,
+    threshold: float = 0.0,
+    material=None,
+    max_segment: float | None = 1.0,
+    behind: tuple[float, float] | None = None,
+) -> str:
+    """Create the edges object (one straight curve per (src, dst) pair); returns its name.
+
+    Long edges are split into straight segments of at most `max_segment` (None: one segment).
+    It changes nothing on screen but a lot for ray tracing: the bounding box of one long
+    diagonal segment overlaps thousands of others, and Cycles then tests every ray against all
+    of them. CNN edges layer at 1920x1080, 64 samples: 51.8 s with one segment per edge
+    (0.85M points), 13.0 s with segments of at most 1.0 (3.3M points), 12.7 s at 0.5 (5.9M).
+    """
+    m = len(src)
+    curves = util.tag(bpy.data.hair_curves.new(f"{network} edges"), network, "edges")
+    if m:
+        p0, p1 = positions[src], positions[dst]
+        if behind is not None:  # flat layouts: see spread_behind
+            p0, p1 = spread_behind(p0, p1, *behind)
+        segments = segment_counts(p0, p1, max_segment)
+        curves.add_curves((segments + 1).tolist())
+        curves.position_data.foreach_set("vector", subdivide(p0, p1, segments).reshape(-1))
+        attributes.write(curves, "src", src, "INT", "CURVE")
+        attributes.write(curves, "dst", dst, "INT", "CURVE")
+        attributes.write(curves, "weight", weight, "FLOAT", "CURVE")
+        attributes.write(curves, "gain", gain, "FLOAT", "CURVE")
+        # Radius lives in the data, not in a Set Curve Radius node: that node rewrote every
+        # point's radius on each evaluation (40 ms of a 42 ms update).
+        n_points = int(segments.sum()) + m
+        attributes.write(curves, "radius", np.full(n_points, radius, np.float32), "FLOAT", "POINT")
+    if material is not None:
+        curves.materials.append(material)
+    curves.update_tag()
+
+    obj = util.tag(bpy.data.objects.new(f"{network} edges", curves), network, "edges")
+    collection.objects.link(obj)
+    mod = obj.modifiers.new(MODIFIER, "NODES")
+    mod.node_group = build_tree(network)
+    util.set_modifier_input(mod, "Nodes", bpy.data.objects[nodes_object])
+    util.set_modifier_input(mod, "Threshold", float(threshold))
+    # Edges are context, not something to click: selecting 425k curves stalls the viewport.
+    obj.hide_select = True
+    return obj.name
+
+
+MAX_SEGMENTS = 32
+
+
+def spread_behind(p0, p1, near: float, far: float, seed: int = 0):
+    """Move each edge to its own depth between `near` and `far` behind the plane y = 0.
+
+    For flat layouts, whose nodes and edges would otherwise all lie in one plane facing the
+    camera: the nodes' faces then hide the edges behind them cleanly, and a ray meets the
+    strands one after another instead of all at the same depth - where it has to test every
+    overlapping one (the flat CNN's edges layer took 4x longer than the 3d one).
+    """
+    depth = np.random.default_rng(seed).uniform(near, far, len(p0)).astype(np.float32)
+    p0, p1 = p0.copy(), p1.copy()
+    p0[:, 1] += depth
+    p1[:, 1] += depth
+    return p0, p1
+
+
+def segment_counts(p0: np.ndarray, p1: np.ndarray, max_segment: float | None) -> np.ndarray:
+    """Segments per edge: ceil(length / max_segment), between 1 and MAX_SEGMENTS (int64)."""
+    if max_segment is None or max_segment <= 0:
+        return np.ones(len(p0), dtype=np.int64)
+    length = np.linalg.norm(p1 - p0, axis=1)
+    return np.clip(np.ceil(length / max_segment), 1, MAX_SEGMENTS).astype(np.int64)
+
+
+def subdivide(p0: np.ndarray, p1: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """All curve points, curve after curve: segments[i] + 1 evenly spaced points from p0 to p1."""
+    counts = segments + 1
+    curve = np.repeat(np.arange(len(p0)), counts)
+    first = np.cumsum(counts) - counts
+    t = (np.arange(int(counts.sum())) - first[curve]) / segments[curve]
+    t = t.astype(np.float32)[:, None]
+    return np.ascontiguousarray(p0[curve] * (1.0 - t) + p1[curve] * t, dtype=np.float32)
+
+
+def set_radius(curves, radius: float) -> None:
+    """Set the radius of every edge point."""
+    n = attributes.domain_size(curves, "POINT")
+    attributes.write(curves, "radius", np.full(n, radius, np.float32), "FLOAT", "POINT")

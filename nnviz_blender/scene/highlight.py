@@ -1,0 +1,86 @@
+"""Highlighted connections: a small curves object of its own, built on demand (inspect, trace).
+
+Colour follows the sign of weight x source value (warm = positive, cool = negative) and its
+strength follows the magnitude, so a trace reads as "what pushed this neuron up or down".
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from . import attributes, util
+
+ROLE = "highlight"
+
+
+def _nodes(network: str):
+    obj = util.find("objects", network, "nodes")
+    if obj is None:
+        raise ValueError(f"network {network!r} has no nodes object (was it deleted?)")
+    return obj
+
+
+def node_positions(network: str) -> np.ndarray:
+    """(N, 3) positions of the network's nodes in the nodes object's space."""
+    mesh = _nodes(network).data
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    return co.reshape(-1, 3)
+
+
+def _material(network: str):
+    mat = util.find("materials", network, "highlight_material")
+    if mat is not None:
+        return mat
+    mat = util.tag(bpy.data.materials.new(f"{network} highlight"), network, "highlight_material")
+    if mat.node_tree is None:
+        mat.use_nodes = True
+    tree = mat.node_tree
+    tree.nodes.clear()
+    attr = tree.nodes.new("ShaderNodeAttribute")
+    attr.attribute_type = "GEOMETRY"
+    attr.attribute_name = "signal"
+    ramp = tree.nodes.new("ShaderNodeValToRGB")
+    stops = ramp.color_ramp.elements
+    stops[0].position, stops[0].color = 0.0, (0.05, 0.35, 1.0, 1.0)
+    stops[1].position, stops[1].color = 1.0, (1.0, 0.55, 0.05, 1.0)
+    mid = stops.new(0.5)
+    mid.color = (1.0, 1.0, 1.0, 1.0)
+    emit = tree.nodes.new("ShaderNodeEmission")
+    emit.inputs["Strength"].default_value = 6.0
+    out = tree.nodes.new("ShaderNodeOutputMaterial")
+    tree.links.new(attr.outputs["Fac"], ramp.inputs["Fac"])
+    tree.links.new(ramp.outputs["Color"], emit.inputs["Color"])
+    tree.links.new(emit.outputs["Emission"], out.inputs["Surface"])
+    return mat
+
+
+def clear(network: str) -> None:
+    for kind, role in (("objects", ROLE), ("hair_curves", ROLE)):
+        block = util.find(kind, network, role)
+        if block is not None:
+            getattr(bpy.data, kind).remove(block)
+
+
+def show(network: str, src: np.ndarray, dst: np.ndarray, signal: np.ndarray, radius: float) -> str:
+    """Replace the highlight with curves src -> dst; `signal` in [-1, 1] colours each one."""
+    clear(network)
+    coll = util.find("collections", network, "collection")
+    if coll is None:
+        raise ValueError(f"no network named {network!r}")
+    positions = node_positions(network)
+    m = len(src)
+    curves = util.tag(bpy.data.hair_curves.new(f"{network} highlight"), network, ROLE)
+    if m:
+        curves.add_curves([2] * m)
+        pos = np.stack([positions[src], positions[dst]], axis=1)
+        curves.position_data.foreach_set("vector", np.ascontiguousarray(pos, np.float32).ravel())
+        attributes.write(curves, "signal", 0.5 + 0.5 * np.clip(signal, -1, 1), "FLOAT", "CURVE")
+        attributes.write(curves, "radius", np.full(2 * m, radius, np.float32), "FLOAT", "POINT")
+    curves.materials.append(_material(network))
+    obj = util.tag(bpy.data.objects.new(f"{network} highlight", curves), network, ROLE)
+    obj.matrix_world = _nodes(network).matrix_world.copy()  # same space as the node positions
+    obj.hide_select = True
+    coll.objects.link(obj)
+    return obj.name

@@ -1,0 +1,149 @@
+"""Text: the class labels above the output nodes and the stage names beside the stages.
+
+Each class label is a text object with a small Geometry Nodes modifier that samples its output
+node's `level` from the nodes object and stores it on the text's faces, so the predicted class
+lights up through the material with no Python on update (the rule of design.md: an update
+writes node activations only).
+"""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+import numpy as np
+
+from . import materials, util
+
+MODIFIER = "NNViz Label"
+
+
+def _label_tree(network: str):
+    tree = util.new_tree(f"{network} label", network, "label_tree")
+    util.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    util.add_socket(tree, "Nodes", "NodeSocketObject")
+    util.add_socket(tree, "Node", "NodeSocketInt", default=0, min_value=0)
+    util.add_socket(tree, "Grow", "NodeSocketFloat", default=1.0, min_value=0.0)
+    util.add_socket(tree, "Lift", "NodeSocketFloat", default=0.05)
+    util.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+    n, link = util.node, util.link
+    gin = n(tree, "NodeGroupInput", -700, 0)
+    info = n(tree, "GeometryNodeObjectInfo", -500, 200, transform_space="ORIGINAL")
+    link(tree, gin.outputs["Nodes"], info.inputs["Object"])
+    level = n(tree, "GeometryNodeInputNamedAttribute", -500, 0, data_type="FLOAT")
+    level.inputs["Name"].default_value = "level"
+    sample = n(tree, "GeometryNodeSampleIndex", -300, 100, data_type="FLOAT", domain="INSTANCE")
+    link(tree, info.outputs["Geometry"], sample.inputs["Geometry"])
+    link(tree, level.outputs["Attribute"], sample.inputs["Value"])
+    link(tree, gin.outputs["Node"], sample.inputs["Index"])
+    store = n(tree, "GeometryNodeStoreNamedAttribute", -100, 0, data_type="FLOAT", domain="FACE")
+    store.inputs["Name"].default_value = "level"
+    link(tree, gin.outputs["Geometry"], store.inputs["Geometry"])
+    link(tree, sample.outputs[0], store.inputs["Value"])
+    # The predicted class grows (level 1 -> 1 + Grow times its size), upward from its baseline.
+    sharp = n(tree, "ShaderNodeMath", -100, -250, operation="POWER")
+    link(tree, sample.outputs[0], sharp.inputs[0])
+    sharp.inputs[1].default_value = 4.0
+    grow = n(tree, "ShaderNodeMath", 50, -250, operation="MULTIPLY")
+    link(tree, sharp.outputs[0], grow.inputs[0])
+    link(tree, gin.outputs["Grow"], grow.inputs[1])
+    scale = n(tree, "ShaderNodeMath", 200, -250, operation="ADD")
+    link(tree, grow.outputs[0], scale.inputs[0])
+    scale.inputs[1].default_value = 1.0
+    lift = n(tree, "ShaderNodeMath", 200, -400, operation="MULTIPLY")
+    link(tree, grow.outputs[0], lift.inputs[0])
+    link(tree, gin.outputs["Lift"], lift.inputs[1])
+    offset = n(tree, "ShaderNodeCombineXYZ", 350, -400)
+    link(tree, lift.outputs[0], offset.inputs["Y"])
+    transform = n(tree, "GeometryNodeTransform", 500, 0)
+    link(tree, store.outputs["Geometry"], transform.inputs["Geometry"])
+    link(tree, scale.outputs[0], transform.inputs["Scale"])
+    link(tree, offset.outputs[0], transform.inputs["Translation"])
+    gout = n(tree, "NodeGroupOutput", 700, 0)
+    link(tree, transform.outputs["Geometry"], gout.inputs["Geometry"])
+    return tree
+
+
+def class_material(network: str, theme: materials.Theme):
+    """Text colour from `level`: the predicted class (level 1) in the highlight colour, bright."""
+    mat = util.new_material(f"{network} class labels", network, "class_label_material")
+    nt = mat.node_tree
+    n, link = util.node, util.link
+    level = n(nt, "ShaderNodeAttribute", -600, 0, attribute_type="GEOMETRY")
+    level.attribute_name = "level"
+    sharp = n(nt, "ShaderNodeMath", -400, 0, operation="POWER")
+    link(nt, level.outputs["Factor"], sharp.inputs[0])
+    sharp.inputs[1].default_value = 3.0
+    color = n(nt, "ShaderNodeMix", -200, 100, data_type="RGBA")
+    link(nt, sharp.outputs[0], color.inputs["Factor"])
+    color.inputs[6].default_value = materials.linear(theme.text)
+    color.inputs[7].default_value = materials.linear(theme.highlight)
+    strength = n(nt, "ShaderNodeMath", -200, -150, operation="MULTIPLY_ADD")
+    link(nt, sharp.outputs[0], strength.inputs[0])
+    strength.inputs[1].default_value = 1.5 if theme.edge_blend == "add" else 0.0
+    strength.inputs[2].default_value = 1.0
+    emit = n(nt, "ShaderNodeEmission", 0, 0)
+    link(nt, color.outputs[2], emit.inputs["Color"])
+    link(nt, strength.outputs[0], emit.inputs["Strength"])
+    out = n(nt, "ShaderNodeOutputMaterial", 200, 0)
+    link(nt, emit.outputs[0], out.inputs["Surface"])
+    return mat
+
+
+def _text(network: str, collection, role: str, body: str, location, size: float, rotation, mat):
+    curve = util.tag(bpy.data.curves.new(f"{network} {role}", "FONT"), network, role)
+    curve.body = body
+    curve.size = size
+    curve.align_x = "CENTER"
+    curve.align_y = "CENTER"
+    curve.materials.append(mat)
+    obj = util.tag(bpy.data.objects.new(f"{network} {role}", curve), network, role)
+    obj.location = tuple(float(v) for v in location)
+    obj.rotation_euler = rotation
+    collection.objects.link(obj)
+    return obj
+
+
+def build(
+    network: str,
+    collection,
+    graph,
+    positions: np.ndarray,
+    class_names: list[str],
+    theme: materials.Theme,
+    style: str,
+    nodes_object: str,
+    label_positions: np.ndarray,
+    pitch: float = 0.1,
+) -> list[str]:
+    """Class labels over the output nodes and stage names at the left of each stage."""
+    upright = (math.radians(90), 0.0, 0.0)  # text faces the front camera (-y)
+    fonts_before = {f.name for f in bpy.data.fonts}
+    names = []
+    out_stage = graph.stages[-1]
+    mat = class_material(network, theme)
+    tree = _label_tree(network)
+    for i, at in enumerate(label_positions):
+        label = class_names[i] if i < len(class_names) else str(i)
+        obj = _text(network, collection, f"label {i}", label, at, 1.6 * pitch, upright, mat)
+        mod = obj.modifiers.new(MODIFIER, "NODES")
+        mod.node_group = tree
+        util.set_modifier_input(mod, "Nodes", bpy.data.objects[nodes_object])
+        util.set_modifier_input(mod, "Node", int(out_stage.start + i))
+        util.set_modifier_input(mod, "Lift", 0.6 * pitch)
+        names.append(obj.name)
+
+    name_mat = materials.label_material(network, theme, "stage_label_material", theme.text)
+    for k, stage in enumerate(graph.stages):
+        block = positions[stage.start : stage.stop]
+        lo, hi = block.min(axis=0), block.max(axis=0)
+        at = np.array([lo[0] - 2.5 * pitch, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
+        if style == "3d":
+            at[1] = lo[1]  # front edge of the plane
+        obj = _text(
+            network, collection, f"stage {k}", stage.name, at, 2.5 * pitch, upright, name_mat
+        )
+        obj.data.align_x = "RIGHT"
+        names.append(obj.name)
+    util.adopt_new("fonts", fonts_before, network)  # the built-in font, if we loaded it
+    return names

@@ -1,0 +1,455 @@
+"""Build, update and remove a whole network: the one entry point the UI and the CLI use.
+
+Everything a network creates lives in its own collection and carries the `nnviz_network` tag
+(see util), so rebuilding or removing it touches nothing else and leaves no orphan data.
+Nothing here holds a bpy reference between calls: objects are found again by tag and role.
+A small per-network cache of the stage table and update buffers (plain NumPy) keeps updates fast;
+it is rebuilt from the collection's properties when missing (e.g. after loading a .blend).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from ..core import graph as core_graph
+from ..core import layout as core_layout
+from ..core.forward import forward
+from ..core.modelfile import Model, ModelError
+from . import edges as scene_edges
+from . import labels as scene_labels
+from . import materials, util
+from . import nodes as scene_nodes
+
+LAYOUTS = ("3d", "flat")
+NORMALISE = ("map", "stage", "global")
+
+
+class NetworkError(ValueError):
+    """A request that cannot be built (bad option, unknown network); the message is for users."""
+
+
+@dataclass(frozen=True)
+class EdgeMode:
+    kind: str  # "all" | "topk" | "contrib" | "none"
+    k: int = 0
+    threshold: float = 0.0
+
+    def __str__(self) -> str:
+        if self.kind == "topk":
+            return f"topk:{self.k}"
+        if self.kind == "contrib":
+            return f"contrib:{self.threshold:g}"
+        return self.kind
+
+
+def parse_edges(spec: str | EdgeMode) -> EdgeMode:
+    """'all' | 'none' | 'topk:K' | 'contrib:T' -> EdgeMode (NetworkError with a clear message)."""
+    if isinstance(spec, EdgeMode):
+        return spec
+    text = str(spec).strip().lower()
+    if text in ("all", "none"):
+        return EdgeMode(text)
+    kind, _, arg = text.partition(":")
+    try:
+        if kind == "topk":
+            k = int(arg) if arg else 8
+            if k < 1:
+                raise ValueError
+            return EdgeMode("topk", k=k)
+        if kind in ("contrib", "contribution"):
+            t = float(arg) if arg else 0.1
+            if not t >= 0:
+                raise ValueError
+            return EdgeMode("contrib", threshold=t)
+    except ValueError:
+        pass
+    raise NetworkError(
+        f"bad edge mode {spec!r}: use all, none, topk:K (K >= 1) or contrib:T (T >= 0)"
+    )
+
+
+# --- the per-network cache (NumPy only) -------------------------------------------------------
+
+
+@dataclass
+class _Cache:
+    graph: core_graph.Graph  # stages and node arrays; edges left empty
+    normalise: str
+    act: np.ndarray
+    level: np.ndarray
+    signed: np.ndarray
+
+
+_CACHE: dict[str, _Cache] = {}
+
+
+def _stage_table(graph: core_graph.Graph) -> str:
+    return json.dumps(
+        [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "act_index": s.act_index,
+                "shape": list(s.shape),
+                "start": s.start,
+                "size": s.size,
+            }
+            for s in graph.stages
+        ]
+    )
+
+
+def _light_graph(table: str) -> core_graph.Graph:
+    """A Graph with the stages and node arrays only (enough for values and normalisation)."""
+    stages = tuple(
+        core_graph.Stage(
+            name=s["name"],
+            kind=s["kind"],
+            act_index=int(s["act_index"]),
+            shape=tuple(s["shape"]),
+            start=int(s["start"]),
+            size=int(s["size"]),
+        )
+        for s in json.loads(table)
+    )
+    n = stages[-1].start + stages[-1].size
+    node_stage = np.repeat(np.arange(len(stages)), [s.size for s in stages]).astype(np.int32)
+    node_map = np.concatenate(
+        [
+            np.repeat(np.arange(s.shape[0]), s.shape[1] * s.shape[2])
+            if len(s.shape) == 3
+            else np.zeros(s.size, np.int64)
+            for s in stages
+        ]
+    ).astype(np.int32)
+    empty_i, empty_f = np.empty(0, np.int32), np.empty(0, np.float32)
+    return core_graph.Graph(stages, n, node_stage, node_map, empty_i, empty_i, empty_f)
+
+
+def _cache(network: str) -> _Cache:
+    cached = _CACHE.get(network)
+    if cached is not None:
+        return cached
+    coll = _collection(network)
+    graph = _light_graph(coll["nnviz_stages"])
+    n = graph.node_count
+    cached = _Cache(
+        graph,
+        str(coll.get("nnviz_normalise", "map")),
+        np.zeros(n, np.float32),
+        np.zeros(n, np.float32),
+        np.zeros(n, np.float32),
+    )
+    _CACHE[network] = cached
+    return cached
+
+
+def _collection(network: str):
+    coll = util.find("collections", network, "collection")
+    if coll is None:
+        raise NetworkError(f"no network named {network!r} in this file")
+    return coll
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+def _blocks(graph: core_graph.Graph, per: str) -> list[tuple[int, int, int]]:
+    """(start, groups, group size) runs of equal-size min-max groups of the non-input nodes."""
+    if per == "global":
+        first = graph.stages[0]
+        rest = graph.node_count - first.size
+        return [(first.size, 1, rest)] if rest else []
+    blocks = []
+    for stage in graph.stages[1:]:
+        if per == "map" and len(stage.shape) == 3:
+            blocks.append((stage.start, stage.shape[0], stage.shape[1] * stage.shape[2]))
+        else:
+            blocks.append((stage.start, 1, stage.size))
+    return blocks
+
+
+def normalise(graph, values: np.ndarray, per: str, out: np.ndarray | None = None) -> np.ndarray:
+    """core.graph.normalized_values, vectorised per stage (0.05 ms instead of 0.5 on the CNN)."""
+    out = np.empty_like(values) if out is None else out
+    first = graph.stages[0]
+    pixels = values[: first.size]
+    if pixels.size and (pixels.min() < 0.0 or pixels.max() > 1.0):
+        lo, hi = pixels.min(), pixels.max()
+        out[: first.size] = (pixels - lo) / (hi - lo) if hi > lo else 0.0
+    else:
+        out[: first.size] = pixels
+    for start, groups, size in _blocks(graph, per):
+        v = values[start : start + groups * size].reshape(groups, size)
+        lo = v.min(axis=1, keepdims=True)
+        span = v.max(axis=1, keepdims=True) - lo
+        o = out[start : start + groups * size].reshape(groups, size)
+        np.divide(v - lo, np.where(span > 0, span, 1.0), out=o)
+        o[(span <= 0)[:, 0]] = 0.0
+    return out
+
+
+def signed_values(graph, values: np.ndarray, per: str = "map", out=None) -> np.ndarray:
+    """Values divided by their group's largest magnitude -> [-1, 1]; input pixels as they are."""
+    out = np.empty_like(values) if out is None else out
+    first = graph.stages[0]
+    out[: first.size] = values[: first.size]
+    for start, groups, size in _blocks(graph, "stage" if per == "global" else per):
+        v = values[start : start + groups * size].reshape(groups, size)
+        peak = np.abs(v).max(axis=1, keepdims=True)
+        o = out[start : start + groups * size].reshape(groups, size)
+        np.divide(v, np.where(peak > 0, peak, 1.0), out=o)
+    return out
+
+
+# --- build / remove ---------------------------------------------------------------------------
+
+
+def list_networks() -> list[str]:
+    return sorted(
+        {c.get(util.TAG) for c in bpy.data.collections if c.get(util.ROLE) == "collection"}
+    )
+
+
+def remove_network(name: str) -> bool:
+    """Remove everything the network made; True if there was something to remove."""
+    _CACHE.pop(name, None)
+    from . import stage
+
+    for scene in bpy.data.scenes:
+        stage.remove_edge_layer(name, scene)
+    return util.remove_owned(name) > 0
+
+
+def build_network(
+    model: Model,
+    name: str | None = None,
+    *,
+    layout: str = "3d",
+    node_shape: str | None = None,
+    edges: str | EdgeMode = "all",
+    theme: str = "dark",
+    spacing: float = 1.0,
+    colormap: str | None = None,
+    normalise: str | None = None,
+    edge_radius: float | None = None,
+    scene=None,
+) -> str:
+    """Build `model` as geometry in a collection of its own; returns the collection's name.
+
+    A network with the same name is replaced. Options are checked before anything is created,
+    so a bad request leaves the file untouched.
+    """
+    if not isinstance(model, Model):
+        raise NetworkError("not a model (load it with core.modelfile.load_model first)")
+    name = name or model.name
+    if layout not in LAYOUTS:
+        raise NetworkError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    try:
+        th = materials.get_theme(theme)
+    except ValueError as exc:
+        raise NetworkError(str(exc)) from None
+    shape = node_shape or th.node_shape
+    if shape not in scene_nodes.SHAPES:
+        raise NetworkError(f"node shape must be one of {', '.join(scene_nodes.SHAPES)}")
+    if colormap is not None and colormap not in materials.COLORMAPS:
+        raise NetworkError(f"colormap must be one of {', '.join(materials.COLORMAPS)}")
+    per = normalise or th.normalise
+    if per not in NORMALISE:
+        raise NetworkError(f"normalise must be one of {', '.join(NORMALISE)}")
+    mode = parse_edges(edges)
+    try:
+        graph = core_graph.build_graph(model)
+        positions = core_layout.layout(graph, layout, spacing)
+    except ModelError as exc:
+        raise NetworkError(str(exc)) from None
+    except ValueError as exc:
+        raise NetworkError(str(exc)) from None
+
+    remove_network(name)
+    if name in bpy.data.collections:  # the user's own collection: never touch it, pick a new name
+        name = util.unique_name(bpy.data.collections, name)
+    scene = scene or bpy.context.scene
+    coll = util.tag(bpy.data.collections.new(name), name, "collection")
+    scene.collection.children.link(coll)
+    # Children so a view layer can treat them apart (stage.layered_render): nodes and labels,
+    # and edges.
+    nodes_coll = util.tag(bpy.data.collections.new(f"{name} nodes"), name, "nodes_collection")
+    edges_coll = util.tag(bpy.data.collections.new(f"{name} edges"), name, "edges_collection")
+    coll.children.link(nodes_coll)
+    coll.children.link(edges_coll)
+    coll["nnviz_stages"] = _stage_table(graph)
+    coll["nnviz_normalise"] = per
+    coll["nnviz_layout"] = layout
+    coll["nnviz_theme"] = th.name
+    coll["nnviz_edges"] = str(mode)
+    coll["nnviz_model"] = model.path or ""
+    coll["nnviz_labels"] = json.dumps(model.labels)
+
+    index = np.concatenate([np.arange(s.size) for s in graph.stages]).astype(np.int32)
+    pitch = core_layout.PITCH
+    node_mat = materials.node_material(name, th, colormap, len(graph.stages) - 1)
+    tile_rotation = (np.pi / 2, 0.0, 0.0) if layout == "flat" else (0.0, 0.0, 0.0)
+    nodes_name = scene_nodes.build(
+        name,
+        nodes_coll,
+        positions,
+        graph.node_stage,
+        index,
+        graph.node_map,
+        shape=shape,
+        size=0.9 * pitch if shape != "sphere" else 0.8 * pitch,
+        tile_rotation=tile_rotation,
+        material=node_mat,
+    )
+
+    _solid_nodes(name, th, colormap)
+
+    if mode.kind != "none":
+        pick = core_graph.select_edges(graph, "topk", mode.k) if mode.kind == "topk" else None
+        # the gain comes from all of a stage's weights, so every edge mode colours alike
+        gain = scene_edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))
+        src, dst, weight = graph.src, graph.dst, graph.weight
+        if pick is not None:
+            src, dst, weight, gain = src[pick], dst[pick], weight[pick], gain[pick]
+        edge_mat = materials.edge_material(name, th)
+        materials.set_edge_look(edge_mat, fade=mode.threshold)
+        scene_edges.build(
+            name,
+            edges_coll,
+            positions,
+            src,
+            dst,
+            weight,
+            gain,
+            nodes_name,
+            radius=edge_radius if edge_radius is not None else 0.015 * pitch,
+            threshold=mode.threshold,
+            material=edge_mat,
+            behind=(0.6 * pitch, 4.0 * pitch) if layout == "flat" else None,
+        )
+        _solid_edges(name, th)
+
+    scene_labels.build(
+        name,
+        nodes_coll,
+        graph,
+        positions,
+        model.labels,
+        th,
+        layout,
+        nodes_name,
+        core_layout.output_label_positions(graph, positions),
+        pitch,
+    )
+    _CACHE.pop(name, None)
+    return coll.name
+
+
+def _solid_nodes(name: str, theme: materials.Theme, colormap: str | None) -> None:
+    """Workbench / Solid viewport colours: realized cubes with a material per colour bin."""
+    cmap = colormap or theme.node_colormap
+    signed = theme.node_value == "signed" or cmap.startswith("diverging")
+    pal = materials.node_palette(name, theme, colormap)
+
+    def branch(tree, geometry):
+        realize = util.node(tree, "GeometryNodeRealizeInstances", 400, -300)
+        util.link(tree, geometry, realize.inputs["Geometry"])
+        value = util.node(tree, "GeometryNodeInputNamedAttribute", 400, -500, data_type="FLOAT")
+        value.inputs["Name"].default_value = "signed" if signed else "level"
+        lo = -1.0 if signed else 0.0
+        return util.palette_branch(
+            tree, realize.outputs[0], value.outputs["Attribute"], pal, lo, 1.0, 600, -300
+        )
+
+    util.add_solid_colors(util.find("node_groups", name, "nodes_tree"), branch)
+
+
+def _solid_edges(name: str, theme: materials.Theme) -> None:
+    pal = materials.edge_palette(name, theme)
+
+    def branch(tree, geometry):
+        glow = util.node(tree, "GeometryNodeInputNamedAttribute", 900, -500, data_type="FLOAT")
+        glow.inputs["Name"].default_value = "glow"
+        scaled = util.node(tree, "ShaderNodeMath", 1050, -500, operation="MULTIPLY")
+        util.link(tree, glow.outputs["Attribute"], scaled.inputs[0])
+        scaled.inputs[1].default_value = theme.edge_strength
+        return util.palette_branch(tree, geometry, scaled.outputs[0], pal, -1.0, 1.0, 1200, -300)
+
+    util.add_solid_colors(util.find("node_groups", name, "edges_tree"), branch)
+
+
+def set_solid_colors(name: str, on: bool) -> None:
+    """Colour by material bins (Workbench, Solid viewport) instead of by attributes."""
+    for role, modifier in (("nodes", scene_nodes.MODIFIER), ("edges", scene_edges.MODIFIER)):
+        obj = util.find("objects", name, role)
+        mod = obj.modifiers.get(modifier) if obj is not None else None
+        if mod is not None:
+            util.set_modifier_input(mod, "Solid Colors", bool(on))
+
+
+def set_edge_threshold(name: str, threshold: float) -> None:
+    """Delete edges with |glow| below `threshold` (Geometry Nodes, follows every update)."""
+    obj = util.find("objects", name, "edges")
+    mod = obj.modifiers.get(scene_edges.MODIFIER) if obj is not None else None
+    if mod is not None:
+        util.set_modifier_input(mod, "Threshold", float(threshold))
+
+
+# --- update -----------------------------------------------------------------------------------
+
+
+def apply_values(name: str, values: np.ndarray) -> None:
+    """Write raw node values (one per node, graph order) and their normalised forms."""
+    cache = _cache(name)
+    values = np.asarray(values, dtype=np.float32).reshape(-1)
+    if values.size != cache.graph.node_count:
+        raise NetworkError(f"{values.size} values for a network of {cache.graph.node_count} nodes")
+    if values is not cache.act:
+        cache.act[:] = values
+    normalise(cache.graph, cache.act, cache.normalise, out=cache.level)
+    signed_values(cache.graph, cache.act, cache.normalise, out=cache.signed)
+    obj = util.find("objects", name, "nodes")
+    if obj is None:
+        raise NetworkError(f"network {name!r} has no nodes object (was it deleted?)")
+    scene_nodes.write_values(obj.data, cache.act, cache.level, cache.signed)
+
+
+def apply_activations(name: str, model: Model, acts: list[np.ndarray]) -> None:
+    """Show one input's activations (forward()'s list) on the network."""
+    cache = _cache(name)
+    graph = cache.graph
+    values = cache.act  # reuse the buffer: node_values' stages are written in place
+    for s in graph.stages:
+        values[s.start : s.start + s.size] = np.asarray(acts[s.act_index]).reshape(-1)
+    apply_values(name, values)
+
+
+def show_input(name: str, model: Model, x: np.ndarray) -> list[np.ndarray]:
+    """Run the model on one network input and show it; returns the activations."""
+    acts = forward(model, x)
+    apply_activations(name, model, acts)
+    return acts
+
+
+def read_glow(name: str, depsgraph=None) -> np.ndarray:
+    """The evaluated `glow` of every drawn edge (after Geometry Nodes), for checks and tests."""
+    from . import attributes
+
+    obj = util.find("objects", name, "edges")
+    if obj is None:
+        return np.empty(0, np.float32)
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    data = obj.evaluated_get(depsgraph).data
+    if "glow" not in data.attributes:
+        return np.empty(0, np.float32)
+    return attributes.read(data, "glow")
+
+
+def forget_cache() -> None:
+    """Drop every cached stage table (a file load may bring networks of the same names)."""
+    _CACHE.clear()

@@ -1,0 +1,119 @@
+"""The nodes object: a mesh vertex per neuron, instanced as cubes, spheres or tiles by GN.
+
+POINT attributes (all written from NumPy through `attributes`):
+- `act` (float): the raw activation, `level` (float 0..1): normalised for colouring,
+  `signed` (float -1..1): symmetric normalisation for diverging maps;
+- `stage`, `index` (index inside its stage), `map` (feature map, 0 for dense stages) (int).
+
+The modifier's inputs are the user's knobs: Shape (0 cube, 1 sphere, 2 tile), Size, Tile
+Rotation and Material. Instance on Points copies the point attributes to the instances, where
+materials read them with an Attribute node of type INSTANCER and the edges object samples `act`.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from . import attributes, util
+
+SHAPES = ("cube", "sphere", "tile")
+VALUE_ATTRS = ("act", "level", "signed")
+MODIFIER = "NNViz Nodes"
+
+
+def build_tree(network: str):
+    """The instancing node group (one per network, so removing the network removes it)."""
+    tree = util.new_tree(f"{network} nodes", network, "nodes_tree")
+    util.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    util.add_socket(tree, "Shape", "NodeSocketInt", default=0, min_value=0, max_value=2)
+    util.add_socket(tree, "Size", "NodeSocketFloat", default=0.09, min_value=0.0)
+    util.add_socket(tree, "Tile Rotation", "NodeSocketVector", default=(0.0, 0.0, 0.0))
+    util.add_socket(tree, "Material", "NodeSocketMaterial")
+    util.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+
+    n, link = util.node, util.link
+    gin = n(tree, "NodeGroupInput", -900, 0)
+    cube = n(tree, "GeometryNodeMeshCube", -700, 250)
+    cube.inputs["Size"].default_value = (1.0, 1.0, 1.0)
+    sphere = n(tree, "GeometryNodeMeshIcoSphere", -700, 50)
+    sphere.inputs["Radius"].default_value = 0.5
+    sphere.inputs["Subdivisions"].default_value = 2
+    smooth = n(tree, "GeometryNodeSetShadeSmooth", -500, 50)
+    link(tree, sphere.outputs["Mesh"], smooth.inputs["Geometry"])
+    grid = n(tree, "GeometryNodeMeshGrid", -700, -200)
+    grid.inputs["Size X"].default_value = 1.0
+    grid.inputs["Size Y"].default_value = 1.0
+    grid.inputs["Vertices X"].default_value = 2
+    grid.inputs["Vertices Y"].default_value = 2
+    turn = n(tree, "GeometryNodeTransform", -500, -200)
+    link(tree, grid.outputs["Mesh"], turn.inputs["Geometry"])
+    link(tree, gin.outputs["Tile Rotation"], turn.inputs["Rotation"])
+
+    switch = n(tree, "GeometryNodeIndexSwitch", -300, 0, data_type="GEOMETRY")
+    while len([s for s in switch.inputs if s.name != "Index"]) < 3:
+        switch.index_switch_items.new()
+    link(tree, gin.outputs["Shape"], switch.inputs["Index"])
+    link(tree, cube.outputs["Mesh"], switch.inputs[1])
+    link(tree, smooth.outputs["Geometry"], switch.inputs[2])
+    link(tree, turn.outputs["Geometry"], switch.inputs[3])
+
+    material = n(tree, "GeometryNodeSetMaterial", -100, 0)
+    link(tree, switch.outputs[0], material.inputs["Geometry"])
+    link(tree, gin.outputs["Material"], material.inputs["Material"])
+
+    inst = n(tree, "GeometryNodeInstanceOnPoints", 100, 100)
+    link(tree, gin.outputs["Geometry"], inst.inputs["Points"])
+    link(tree, material.outputs["Geometry"], inst.inputs["Instance"])
+    link(tree, gin.outputs["Size"], inst.inputs["Scale"])
+    gout = n(tree, "NodeGroupOutput", 300, 100)
+    link(tree, inst.outputs["Instances"], gout.inputs["Geometry"])
+    return tree
+
+
+def build(
+    network: str,
+    collection,
+    positions: np.ndarray,
+    stage: np.ndarray,
+    index: np.ndarray,
+    fmap: np.ndarray,
+    *,
+    shape: str = "cube",
+    size: float = 0.09,
+    tile_rotation: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    material=None,
+) -> str:
+    """Create the nodes object in `collection`; returns the object's name."""
+    if shape not in SHAPES:
+        raise ValueError(f"node shape must be one of {', '.join(SHAPES)}, not {shape!r}")
+    n = len(positions)
+    mesh = util.tag(bpy.data.meshes.new(f"{network} nodes"), network, "nodes")
+    mesh.vertices.add(n)
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(positions, dtype=np.float32).reshape(-1))
+    zeros = np.zeros(n, dtype=np.float32)
+    for name in VALUE_ATTRS:
+        attributes.write(mesh, name, zeros, "FLOAT", "POINT")
+    attributes.write(mesh, "stage", stage, "INT", "POINT")
+    attributes.write(mesh, "index", index, "INT", "POINT")
+    attributes.write(mesh, "map", fmap, "INT", "POINT")
+    mesh.update()
+
+    obj = util.tag(bpy.data.objects.new(f"{network} nodes", mesh), network, "nodes")
+    collection.objects.link(obj)
+    mod = obj.modifiers.new(MODIFIER, "NODES")
+    mod.node_group = build_tree(network)
+    util.set_modifier_input(mod, "Shape", SHAPES.index(shape))
+    util.set_modifier_input(mod, "Size", float(size))
+    util.set_modifier_input(mod, "Tile Rotation", tuple(float(v) for v in tile_rotation))
+    if material is not None:
+        util.set_modifier_input(mod, "Material", material)
+    return obj.name
+
+
+def write_values(mesh, act: np.ndarray, level: np.ndarray, signed: np.ndarray) -> None:
+    """The per-update write: three float32 arrays of one value per node, then one update tag."""
+    attributes.write_existing(mesh, "act", act)
+    attributes.write_existing(mesh, "level", level)
+    attributes.write_existing(mesh, "signed", signed)
+    mesh.update_tag()

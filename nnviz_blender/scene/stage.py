@@ -1,0 +1,497 @@
+"""Stage presets: camera (front / iso / top), world background, a key light, render settings.
+
+The scene is emission-only, so the world colour and the light only matter for materials a user
+swaps in; renders need no bounces. The camera is framed from the node positions, so every preset
+fits any network without tweaking.
+"""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Vector
+
+from . import edges, materials, util
+
+CAMERAS = ("front", "iso", "top")
+ADAPTIVE_THRESHOLD = 0.05
+EDGE_WIDTH_PX = 0.7  # rendered strand width in pixels
+LENS = 70.0  # mm: long enough that the front layers do not dwarf the back ones
+ENGINES = ("cycles", "eevee", "workbench")
+
+
+def eevee_engine_id() -> str:
+    """'BLENDER_EEVEE_NEXT' on 4.2-4.5, 'BLENDER_EEVEE' on 5.0."""
+    items = bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items.keys()
+    return "BLENDER_EEVEE_NEXT" if "BLENDER_EEVEE_NEXT" in items else "BLENDER_EEVEE"
+
+
+def engine_id(engine: str) -> str:
+    if engine == "cycles":
+        return "CYCLES"
+    if engine == "eevee":
+        return eevee_engine_id()
+    if engine == "workbench":
+        return "BLENDER_WORKBENCH"
+    raise ValueError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+
+
+# --- camera -----------------------------------------------------------------------------------
+
+
+def _view(preset: str, style: str) -> tuple[Vector, Vector, bool]:
+    """(direction from target to camera, camera up hint, orthographic) for a preset."""
+    if preset not in CAMERAS:
+        raise ValueError(f"unknown camera {preset!r} (choose from {', '.join(CAMERAS)})")
+    if style == "flat":
+        if preset == "iso":
+            az, el = math.radians(-28), math.radians(12)
+            d = Vector((math.sin(az) * math.cos(el), -math.cos(az) * math.cos(el), math.sin(el)))
+            return d, Vector((0, 0, 1)), False
+        return Vector((0, -1, 0)), Vector((0, 0, 1)), True  # front / top: head-on, orthographic
+    if preset == "front":  # the original's view: from the front and above
+        el = math.radians(27)
+        return Vector((0, -math.cos(el), math.sin(el))), Vector((0, 0, 1)), False
+    if preset == "iso":
+        az, el = math.radians(-35), math.radians(26)
+        d = Vector((math.sin(az) * math.cos(el), -math.cos(az) * math.cos(el), math.sin(el)))
+        return d, Vector((0, 0, 1)), False
+    return Vector((0, 0, 1)), Vector((0, 1, 0)), True  # top: straight down on the planes
+
+
+def _basis(direction: Vector, up_hint: Vector) -> tuple[Vector, Vector, Vector]:
+    back = direction.normalized()  # camera looks along -back
+    right = up_hint.cross(back).normalized()
+    up = back.cross(right).normalized()
+    return right, up, back
+
+
+def frame(
+    camera_obj, points: np.ndarray, preset: str, style: str, aspect: float, margin: float = 1.06
+) -> None:
+    """Place and aim `camera_obj` so every point is inside the frame (with a small margin)."""
+    d, up_hint, ortho = _view(preset, style)
+    right, up, back = _basis(d, up_hint)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    target = Vector(((lo + hi) / 2).tolist())
+    rel = points - np.array(target)
+    x = rel @ np.array(right)
+    y = rel @ np.array(up)
+    z = rel @ np.array(back)
+    cam = camera_obj.data
+    cam.sensor_fit = "AUTO"
+    # Centre the projected box (for perspective, the centre of the x/y extents is close enough).
+    shift = Vector(right) * float((x.max() + x.min()) / 2) + Vector(up) * float(
+        (y.max() + y.min()) / 2
+    )
+    target += shift
+    x -= (x.max() + x.min()) / 2
+    y -= (y.max() + y.min()) / 2
+    if ortho:
+        cam.type = "ORTHO"
+        width, height = float(np.ptp(x)), float(np.ptp(y))
+        cam.ortho_scale = (
+            max(width, height * aspect) * margin
+            if aspect >= 1
+            else max(width / aspect, height) * margin
+        )
+        distance = float(z.max()) + 10.0
+    else:
+        cam.type = "PERSP"
+        cam.lens = LENS
+        half = math.atan(cam.sensor_width / (2 * cam.lens))  # along the longer image side
+        tan_x = math.tan(half) if aspect >= 1 else math.tan(half) * aspect
+        tan_y = tan_x / aspect
+        need_x = np.abs(x) * margin / tan_x + z
+        need_y = np.abs(y) * margin / tan_y + z
+        distance = float(max(need_x.max(), need_y.max()))
+    camera_obj.location = target + Vector(back) * distance
+    # camera axes: x = right, y = up, z = back (it looks along -z)
+    camera_obj.rotation_euler = Matrix((right, up, back)).transposed().to_euler()
+    cam.clip_start = max(0.01, distance * 0.01)
+    cam.clip_end = distance * 4 + 100.0
+
+
+def camera(network: str, collection, points, preset: str, style: str, aspect: float):
+    """The network's camera (created once), framed on `points`; returns the object's name."""
+    obj = util.find("objects", network, "camera")
+    if obj is None:
+        data = util.tag(bpy.data.cameras.new(f"{network} camera"), network, "camera")
+        obj = util.tag(bpy.data.objects.new(f"{network} camera", data), network, "camera")
+        collection.objects.link(obj)
+    frame(obj, points, preset, style, aspect)
+    return obj.name
+
+
+def pixel_size(camera_obj, points: np.ndarray, width_px: int) -> float:
+    """World size of one pixel at the middle of `points`, as seen by the camera."""
+    cam = camera_obj.data
+    if cam.type == "ORTHO":
+        return cam.ortho_scale / width_px
+    centre = Vector(((points.min(axis=0) + points.max(axis=0)) / 2).tolist())
+    to_centre = centre - camera_obj.matrix_world.translation
+    forward = camera_obj.matrix_world.to_3x3() @ Vector((0.0, 0.0, -1.0))
+    depth = max(to_centre.dot(forward), 1e-6)
+    return depth * cam.sensor_width / cam.lens / width_px
+
+
+# --- world and light --------------------------------------------------------------------------
+
+
+def world(network: str, theme: materials.Theme):
+    """A radial gradient seen by the camera (screen space, like the original's CSS gradient)."""
+    old = util.find("worlds", network, "world")
+    if old is not None:
+        bpy.data.worlds.remove(old)
+    w = util.tag(bpy.data.worlds.new(f"{network} world"), network, "world")
+    if w.node_tree is None:
+        w.use_nodes = True
+    nt = w.node_tree
+    nt.nodes.clear()
+    n, link = util.node, util.link
+    coord = n(nt, "ShaderNodeTexCoord", -900, 0)
+    centred = n(nt, "ShaderNodeVectorMath", -700, 0, operation="SUBTRACT")
+    link(nt, coord.outputs["Window"], centred.inputs[0])
+    centred.inputs[1].default_value = (0.5, 0.5, 0.0)
+    flat = n(nt, "ShaderNodeVectorMath", -550, 0, operation="MULTIPLY")
+    link(nt, centred.outputs[0], flat.inputs[0])
+    flat.inputs[1].default_value = (1.0, 1.0, 0.0)
+    dist = n(nt, "ShaderNodeVectorMath", -400, 0, operation="LENGTH")
+    link(nt, flat.outputs[0], dist.inputs[0])
+    ramp = n(nt, "ShaderNodeValToRGB", -250, 0)
+    ramp.name = ramp.label = "Background"
+    centre, edge = theme.background
+    materials.fill_ramp(ramp, [(0.0, centre), (0.7071, edge)])
+    bg = n(nt, "ShaderNodeBackground", 50, 0)
+    link(nt, dist.outputs["Value"], ramp.inputs["Factor"])
+    # Camera rays see the gradient; everything else sees a flat fill of the edge colour (cheap,
+    # and no screen-space colour leaks into reflections of swapped-in materials).
+    path = n(nt, "ShaderNodeLightPath", -250, 250)
+    fill = n(nt, "ShaderNodeMix", -50, 150, data_type="RGBA")
+    link(nt, path.outputs["Is Camera Ray"], fill.inputs["Factor"])
+    fill.inputs[6].default_value = materials.linear(edge)
+    link(nt, ramp.outputs["Color"], fill.inputs[7])
+    link(nt, fill.outputs[2], bg.inputs["Color"])
+    out = n(nt, "ShaderNodeOutputWorld", 250, 0)
+    link(nt, bg.outputs["Background"], out.inputs["Surface"])
+    w.color = materials.linear(edge)[:3]  # what Workbench shows
+    cycles = getattr(w, "cycles", None)
+    if cycles is not None and hasattr(cycles, "sampling_method"):
+        cycles.sampling_method = "NONE"  # lights nothing: no importance map (1.5 s per render)
+    return w
+
+
+def key_light(network: str, collection, target: Vector, size: float):
+    """A soft sun from the upper left: unused by the emission materials, there for users' own."""
+    if util.find("objects", network, "light") is not None:
+        return
+    data = util.tag(bpy.data.lights.new(f"{network} key light", "SUN"), network, "light")
+    data.energy = 3.0
+    data.angle = math.radians(15)
+    obj = util.tag(bpy.data.objects.new(f"{network} key light", data), network, "light")
+    obj.location = target + Vector((-0.4, -0.6, 0.7)) * size
+    obj.rotation_euler = Vector((0.4, 0.6, -0.7)).to_track_quat("-Z", "Y").to_euler()
+    collection.objects.link(obj)
+
+
+# --- render settings --------------------------------------------------------------------------
+
+
+def configure_render(
+    scene,
+    engine: str = "cycles",
+    samples: int = 64,
+    resolution: tuple[int, int] = (1920, 1080),
+    transparent: bool = False,
+    denoise: bool = False,
+) -> None:
+    """Render settings for an emission-only scene: exact colours, no bounces, few samples."""
+    scene.render.engine = engine_id(engine)
+    scene.render.resolution_x, scene.render.resolution_y = resolution
+    scene.render.resolution_percentage = 100
+    scene.render.film_transparent = transparent
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGBA" if transparent else "RGB"
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    scene.view_settings.exposure = 0.0
+    scene.view_settings.gamma = 1.0
+    if engine == "cycles":
+        c = scene.cycles
+        c.device = "CPU"
+        c.samples = samples
+        # Emission only: the only noise is anti-aliasing. Adaptive sampling with a low floor lets
+        # flat colour and empty background stop early (Cycles' automatic floor for 64 samples
+        # kept every pixel sampling: 3.4 s instead of 1.0 s for an empty 960x540 layer).
+        c.use_adaptive_sampling = True
+        c.adaptive_threshold = ADAPTIVE_THRESHOLD
+        c.adaptive_min_samples = min(samples, max(4, samples // 8))
+        c.max_bounces = 0
+        c.diffuse_bounces = c.glossy_bounces = c.transmission_bounces = 0
+        c.volume_bounces = 0
+        c.transparent_max_bounces = 24
+        c.caustics_reflective = c.caustics_refractive = False
+        c.use_denoising = denoise  # nothing to denoise but aliasing: off by default
+        c.denoiser = "OPENIMAGEDENOISE"
+        c.pixel_filter_type = "BLACKMAN_HARRIS"
+        scene.cycles_curves.shape = "RIBBONS"
+        scene.render.use_persistent_data = False
+    elif engine == "workbench":
+        shading = scene.display.shading
+        shading.light = "FLAT"
+        shading.color_type = "MATERIAL"
+        shading.show_object_outline = False
+        scene.display.render_aa = "8" if samples >= 8 else "5" if samples >= 5 else "FXAA"
+    elif engine == "eevee":
+        scene.render.hair_type = "STRIP"  # strands with their real (sub-pixel) radius
+        scene.render.hair_subdiv = 0
+        if hasattr(scene, "eevee"):
+            scene.eevee.taa_render_samples = samples
+
+
+# --- layered render: edges in their own view layer, blended by the compositor -----------------
+
+EDGE_LAYER = "NNViz Edges"
+
+
+def _layer_collection(layer_coll, collection):
+    if layer_coll.collection == collection:
+        return layer_coll
+    for child in layer_coll.children:
+        found = _layer_collection(child, collection)
+        if found is not None:
+            return found
+    return None
+
+
+def layered_render(network: str, scene, transparent: bool = False) -> None:
+    """Render the edges in a view layer of their own and blend them in the compositor.
+
+    Transparent strands cost a ray bounce for every strand a ray crosses (design.md: 274 s at
+    640x360); here the edges layer shades opaque emission (one hit per ray), the nodes are a
+    holdout in it (edges behind nodes stay hidden), and the compositor makes
+
+        image = base x (1 - edge_alpha) + edges
+
+    i.e. light added on dark themes (edge_alpha = 0) and ink laid over on light themes.
+    """
+    edges_coll = util.find("collections", network, "edges_collection")
+    nodes_coll = util.find("collections", network, "nodes_collection")
+    edge_mat = util.find("materials", network, "edges_material")
+    if edges_coll is None or edge_mat is None:
+        return  # no edges: a single layer is all there is
+    base = scene.view_layers[0]
+    layer = scene.view_layers.get(EDGE_LAYER) or scene.view_layers.new(EDGE_LAYER)
+    layer[util.TAG] = network
+    _layer_collection(base.layer_collection, edges_coll).exclude = True
+    for child in layer.layer_collection.children:
+        if child.collection.get(util.TAG) != network:
+            child.exclude = True  # the user's other collections stay out of the edges layer
+    _layer_collection(layer.layer_collection, nodes_coll).holdout = True
+    layer.use_sky = False
+    if materials.EDGE_ALPHA_AOV not in layer.aovs:
+        aov = layer.aovs.add()
+        aov.name = materials.EDGE_ALPHA_AOV
+        aov.type = "VALUE"
+    if hasattr(layer, "cycles"):
+        layer.cycles.use_denoising = False  # hairline strands: the denoiser smears them away
+    materials.set_edge_look(edge_mat, layered=True)
+    scene.render.use_single_layer = False
+    _compositor(network, scene, base.name, layer.name, transparent)
+
+
+def remove_edge_layer(network: str, scene) -> None:
+    layer = scene.view_layers.get(EDGE_LAYER)
+    if layer is not None and layer.get(util.TAG) == network and len(scene.view_layers) > 1:
+        scene.view_layers.remove(layer)
+        scene.render.use_single_layer = False
+
+
+def single_layer_render(network: str, scene) -> None:
+    """Undo layered_render: one view layer, edges blended in their material."""
+    remove_edge_layer(network, scene)
+    edges_coll = util.find("collections", network, "edges_collection")
+    if edges_coll is not None:
+        lc = _layer_collection(scene.view_layers[0].layer_collection, edges_coll)
+        if lc is not None:
+            lc.exclude = False
+    edge_mat = util.find("materials", network, "edges_material")
+    if edge_mat is not None:
+        materials.set_edge_look(edge_mat, layered=False)
+    if hasattr(scene, "compositing_node_group"):
+        tree = scene.compositing_node_group
+        if tree is not None and tree.get(util.TAG) == network:
+            scene.compositing_node_group = None
+            bpy.data.node_groups.remove(tree)
+    elif scene.node_tree is not None:
+        scene.use_nodes = False
+
+
+def _compositor(network: str, scene, base_layer: str, edge_layer: str, transparent: bool):
+    if hasattr(scene, "compositing_node_group"):  # 5.0: compositing is a node group
+        old = scene.compositing_node_group
+        if old is not None and old.get(util.TAG) == network:
+            bpy.data.node_groups.remove(old)
+        tree = util.new_tree(f"{network} compositing", network, "compositor", "CompositorNodeTree")
+        util.add_socket(tree, "Image", "NodeSocketColor", in_out="OUTPUT")
+        scene.compositing_node_group = tree
+        _blend_nodes_5(tree, scene, base_layer, edge_layer, transparent)
+    else:  # 4.2 / 4.5: the scene's own compositing tree
+        scene.use_nodes = True
+        _blend_nodes_4(scene.node_tree, scene, base_layer, edge_layer, transparent)
+
+
+def _render_layers(tree, scene, layer: str, x: float, y: float):
+    rl = util.node(tree, "CompositorNodeRLayers", x, y)
+    rl.scene = scene
+    rl.layer = layer
+    return rl
+
+
+def _blend_nodes_5(tree, scene, base_layer, edge_layer, transparent):
+    n, link = util.node, util.link
+    base = _render_layers(tree, scene, base_layer, -800, 200)
+    edges = _render_layers(tree, scene, edge_layer, -800, -200)
+    alpha = edges.outputs[materials.EDGE_ALPHA_AOV]
+    keep = n(tree, "ShaderNodeMath", -500, 0, operation="SUBTRACT")
+    keep.inputs[0].default_value = 1.0
+    link(tree, alpha, keep.inputs[1])
+    dim = n(tree, "ShaderNodeMix", -300, 150, data_type="RGBA", blend_type="MULTIPLY")
+    dim.inputs["Factor"].default_value = 1.0
+    link(tree, base.outputs["Image"], dim.inputs[6])
+    link(tree, keep.outputs[0], dim.inputs[7])
+    add = n(tree, "ShaderNodeMix", -100, 100, data_type="RGBA", blend_type="ADD")
+    add.inputs["Factor"].default_value = 1.0
+    link(tree, dim.outputs[2], add.inputs[6])
+    link(tree, edges.outputs["Image"], add.inputs[7])
+    result = add.outputs[2]
+    if transparent:
+        # alpha = base_alpha x (1 - a) + a, with a = max(edge_alpha, brightest edge channel)
+        split = n(tree, "CompositorNodeSeparateColor", -500, -300)
+        link(tree, edges.outputs["Image"], split.inputs[0])
+        m1 = n(tree, "ShaderNodeMath", -300, -300, operation="MAXIMUM")
+        link(tree, split.outputs["Red"], m1.inputs[0])
+        link(tree, split.outputs["Green"], m1.inputs[1])
+        m2 = n(tree, "ShaderNodeMath", -150, -300, operation="MAXIMUM")
+        link(tree, m1.outputs[0], m2.inputs[0])
+        link(tree, split.outputs["Blue"], m2.inputs[1])
+        m3 = n(tree, "ShaderNodeMath", 0, -300, operation="MAXIMUM", use_clamp=True)
+        link(tree, m2.outputs[0], m3.inputs[0])
+        link(tree, alpha, m3.inputs[1])
+        inv = n(tree, "ShaderNodeMath", 150, -300, operation="SUBTRACT")
+        inv.inputs[0].default_value = 1.0
+        link(tree, m3.outputs[0], inv.inputs[1])
+        mixed = n(tree, "ShaderNodeMath", 300, -300, operation="MULTIPLY_ADD")
+        link(tree, base.outputs["Alpha"], mixed.inputs[0])
+        link(tree, inv.outputs[0], mixed.inputs[1])
+        link(tree, m3.outputs[0], mixed.inputs[2])
+        set_alpha = n(tree, "CompositorNodeSetAlpha", 450, 100)
+        set_alpha.inputs["Type"].default_value = "Replace Alpha"
+        link(tree, result, set_alpha.inputs["Image"])
+        link(tree, mixed.outputs[0], set_alpha.inputs["Alpha"])
+        result = set_alpha.outputs[0]
+    out = n(tree, "NodeGroupOutput", 650, 100)
+    link(tree, result, out.inputs[0])
+
+
+def _blend_nodes_4(tree, scene, base_layer, edge_layer, transparent):  # pragma: no cover - 4.x
+    tree.nodes.clear()
+    n, link = util.node, util.link
+    base = _render_layers(tree, scene, base_layer, -800, 200)
+    edges = _render_layers(tree, scene, edge_layer, -800, -200)
+    alpha = edges.outputs[materials.EDGE_ALPHA_AOV]
+    keep = n(tree, "CompositorNodeMath", -500, 0, operation="SUBTRACT")
+    keep.inputs[0].default_value = 1.0
+    link(tree, alpha, keep.inputs[1])
+    dim = n(tree, "CompositorNodeMixRGB", -300, 150, blend_type="MULTIPLY", use_alpha=False)
+    dim.inputs[0].default_value = 1.0
+    link(tree, base.outputs["Image"], dim.inputs[1])
+    link(tree, keep.outputs[0], dim.inputs[2])
+    add = n(tree, "CompositorNodeMixRGB", -100, 100, blend_type="ADD", use_alpha=False)
+    add.inputs[0].default_value = 1.0
+    link(tree, dim.outputs[0], add.inputs[1])
+    link(tree, edges.outputs["Image"], add.inputs[2])
+    result = add.outputs[0]
+    if transparent:
+        lum = n(tree, "CompositorNodeRGBToBW", -500, -300)
+        link(tree, edges.outputs["Image"], lum.inputs[0])
+        m = n(tree, "CompositorNodeMath", -300, -300, operation="MAXIMUM", use_clamp=True)
+        link(tree, lum.outputs[0], m.inputs[0])
+        link(tree, alpha, m.inputs[1])
+        inv = n(tree, "CompositorNodeMath", -150, -300, operation="SUBTRACT")
+        inv.inputs[0].default_value = 1.0
+        link(tree, m.outputs[0], inv.inputs[1])
+        mixed = n(tree, "CompositorNodeMath", 0, -300, operation="MULTIPLY_ADD")
+        link(tree, base.outputs["Alpha"], mixed.inputs[0])
+        link(tree, inv.outputs[0], mixed.inputs[1])
+        link(tree, m.outputs[0], mixed.inputs[2])
+        set_alpha = n(tree, "CompositorNodeSetAlpha", 150, 100, mode="REPLACE_ALPHA")
+        link(tree, result, set_alpha.inputs["Image"])
+        link(tree, mixed.outputs[0], set_alpha.inputs["Alpha"])
+        result = set_alpha.outputs[0]
+    out = n(tree, "CompositorNodeComposite", 350, 100)
+    link(tree, result, out.inputs["Image"])
+
+
+# --- everything at once -----------------------------------------------------------------------
+
+
+def scene_points(network: str) -> np.ndarray:
+    """Node positions plus label anchors: what the camera has to fit."""
+    nodes = util.find("objects", network, "nodes")
+    if nodes is None:
+        raise ValueError(f"no network named {network!r}")
+    co = np.empty(len(nodes.data.vertices) * 3, np.float32)
+    nodes.data.vertices.foreach_get("co", co)
+    pts = [co.reshape(-1, 3)]
+    for obj in bpy.data.objects:
+        if obj.get(util.TAG) == network and obj.type == "FONT":
+            pts.append(np.array([obj.location[:]], np.float32))
+    return np.concatenate(pts)
+
+
+def setup(
+    network: str,
+    scene=None,
+    *,
+    camera_preset: str = "front",
+    layout: str | None = None,
+    theme: str | None = None,
+    engine: str = "cycles",
+    samples: int = 64,
+    resolution: tuple[int, int] = (1920, 1080),
+    transparent: bool = False,
+    layered: bool = True,
+) -> str:
+    """Camera, world, light and render settings for a network; returns the camera's name."""
+    scene = scene or bpy.context.scene
+    coll = util.find("collections", network, "collection")
+    if coll is None:
+        raise ValueError(f"no network named {network!r}")
+    layout = layout or str(coll.get("nnviz_layout", "3d"))
+    th = materials.get_theme(theme or str(coll.get("nnviz_theme", "dark")))
+    points = scene_points(network)
+    aspect = resolution[0] / resolution[1]
+    cam = camera(network, coll, points, camera_preset, layout, aspect)
+    scene.camera = bpy.data.objects[cam]
+    scene.world = world(network, th)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    key_light(network, coll, Vector(((lo + hi) / 2).tolist()), float(np.linalg.norm(hi - lo)))
+    configure_render(scene, engine, samples, resolution, transparent)
+    from . import network as scene_network  # (network imports stage for cleanup)
+
+    scene_network.set_solid_colors(network, engine == "workbench")
+    edges_obj = util.find("objects", network, "edges")
+    if edges_obj is not None and len(edges_obj.data.curves):
+        # Strands a fixed fraction of a pixel wide at any resolution: thick enough to converge in
+        # a few samples, thin enough to stay lines; the material's strength is per pixel width.
+        bpy.context.view_layer.update()
+        px = pixel_size(scene.camera, points, resolution[0])
+        edges.set_radius(edges_obj.data, EDGE_WIDTH_PX * px / 2)
+    if layered and engine == "cycles":
+        layered_render(network, scene, transparent)
+    else:
+        single_layer_render(network, scene)
+    return cam

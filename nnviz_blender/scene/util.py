@@ -1,0 +1,214 @@
+"""Small helpers shared by the scene modules: ownership tags, node-tree building, modifier inputs.
+
+Every data-block a network creates carries the ID property `nnviz_network = <network name>`, so
+removing the network removes exactly what it made (and nothing of the user's), whatever the
+data-block type. Nothing here keeps a bpy reference between calls.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+TAG = "nnviz_network"
+ROLE = "nnviz_role"
+
+# bpy.data collections a network may create data-blocks in, removed in this order (users first).
+DATA_KINDS = (
+    "objects",
+    "collections",
+    "meshes",
+    "hair_curves",
+    "curves",
+    "materials",
+    "node_groups",
+    "cameras",
+    "lights",
+    "worlds",
+    "images",
+    "texts",
+    "fonts",
+)
+
+
+# Blocks several networks (or the user) may share; removed only once nothing uses them.
+SHARED_KINDS = ("fonts",)
+
+
+def tag(block, network: str, role: str | None = None):
+    """Mark `block` as owned by `network` (and give it a role name for look-ups)."""
+    block[TAG] = network
+    if role is not None:
+        block[ROLE] = role
+    return block
+
+
+def owner(block) -> str | None:
+    value = block.get(TAG)
+    return value if isinstance(value, str) else None
+
+
+def owned(network: str) -> list[tuple[str, object]]:
+    """Every data-block owned by `network` as (bpy.data attribute, block)."""
+    found = []
+    for kind in DATA_KINDS:
+        for block in getattr(bpy.data, kind, ()):
+            if block.get(TAG) == network:
+                found.append((kind, block))
+    return found
+
+
+def find(kind: str, network: str, role: str):
+    """The data-block of `kind` owned by `network` with `role`, or None."""
+    for block in getattr(bpy.data, kind):
+        if block.get(TAG) == network and block.get(ROLE) == role:
+            return block
+    return None
+
+
+def remove_owned(network: str) -> int:
+    """Remove every data-block owned by `network`; returns how many were removed."""
+    count = 0
+    for kind in DATA_KINDS:
+        blocks = getattr(bpy.data, kind, None)
+        if blocks is None or kind in SHARED_KINDS:
+            continue
+        for block in [b for b in blocks if b.get(TAG) == network]:
+            blocks.remove(block)
+            count += 1
+    # Shared blocks (the built-in font, loaded by the first text object) go with their last user.
+    for kind in SHARED_KINDS:
+        blocks = getattr(bpy.data, kind)
+        for block in [b for b in blocks if b.get(TAG) is not None and b.users == 0]:
+            blocks.remove(block)
+    return count
+
+
+def adopt_new(kind: str, before: set[str], network: str) -> None:
+    """Tag the blocks of `kind` that appeared since `before` (names) as loaded by nnviz."""
+    for block in getattr(bpy.data, kind):
+        if block.name not in before and block.get(TAG) is None:
+            tag(block, network, "shared")
+
+
+def unique_name(blocks, base: str) -> str:
+    """`base`, or `base.001` ... the first name not used in `blocks`."""
+    if base not in blocks:
+        return base
+    i = 1
+    while f"{base}.{i:03d}" in blocks:
+        i += 1
+    return f"{base}.{i:03d}"
+
+
+# --- node trees --------------------------------------------------------------------------------
+
+
+def new_tree(name: str, network: str, role: str, kind: str = "GeometryNodeTree"):
+    tree = bpy.data.node_groups.new(name, kind)
+    tag(tree, network, role)
+    return tree
+
+
+def add_socket(tree, name: str, socket_type: str, in_out: str = "INPUT", default=None, **limits):
+    """Add an interface socket; `limits` may set min_value / max_value / subtype etc."""
+    sock = tree.interface.new_socket(name, in_out=in_out, socket_type=socket_type)
+    if default is not None and hasattr(sock, "default_value"):
+        sock.default_value = default
+    for key, value in limits.items():
+        setattr(sock, key, value)
+    return sock
+
+
+def socket_identifier(tree, name: str, in_out: str = "INPUT") -> str:
+    """The identifier of an interface socket (never hard-code `Socket_N`)."""
+    for item in tree.interface.items_tree:
+        if item.item_type == "SOCKET" and item.in_out == in_out and item.name == name:
+            return item.identifier
+    raise KeyError(f"node group {tree.name!r} has no {in_out.lower()} socket {name!r}")
+
+
+def set_modifier_input(modifier, name: str, value) -> None:
+    """Set a Geometry Nodes modifier input and tag the object (ID properties do not tag)."""
+    modifier[socket_identifier(modifier.node_group, name)] = value
+    modifier.id_data.update_tag()
+
+
+def get_modifier_input(modifier, name: str):
+    return modifier[socket_identifier(modifier.node_group, name)]
+
+
+def node(tree, type_name: str, x: float = 0.0, y: float = 0.0, **props):
+    n = tree.nodes.new(type_name)
+    n.location = (x, y)
+    for key, value in props.items():
+        setattr(n, key, value)
+    return n
+
+
+def link(tree, from_socket, to_socket) -> None:
+    tree.links.new(from_socket, to_socket)
+
+
+def new_material(name: str, network: str, role: str):
+    """A material with an empty node tree, on every supported Blender version.
+
+    4.2 / 4.5 create materials with `node_tree` None until `use_nodes` is set; 5.0 creates the
+    tree and deprecates `use_nodes`.
+    """
+    mat = bpy.data.materials.new(name)
+    if mat.node_tree is None:
+        mat.use_nodes = True
+    mat.node_tree.nodes.clear()
+    # Emission here is colour, not lighting: keep Cycles from turning 9k instanced cubes into
+    # lights (a light tree build per render and no benefit, as nothing is lit by them).
+    cycles = getattr(mat, "cycles", None)
+    if cycles is not None and hasattr(cycles, "emission_sampling"):
+        cycles.emission_sampling = "NONE"
+    tag(mat, network, role)
+    return mat
+
+
+def palette_branch(tree, geometry, value, materials, lo: float, hi: float, x=0, y=0):
+    """Geometry with a material per bin of `value` over [lo, hi] (one bin per material).
+
+    For Workbench and the Solid viewport, which colour by material and cannot read attributes:
+    a chain of Set Material nodes, the k-th selecting the elements (faces, curves) whose value
+    falls in bin k. Returns the output socket of the last node.
+    """
+    k = len(materials)
+    scale = node(tree, "ShaderNodeMapRange", x, y - 200, clamp=True)
+    link(tree, value, scale.inputs["Value"])
+    scale.inputs["From Min"].default_value = lo
+    scale.inputs["From Max"].default_value = hi
+    scale.inputs["To Max"].default_value = k - 1e-3
+    bin_ = node(tree, "ShaderNodeMath", x + 150, y - 200, operation="FLOOR")
+    link(tree, scale.outputs["Result"], bin_.inputs[0])
+    current = geometry
+    for i, mat in enumerate(materials):
+        pick = node(tree, "ShaderNodeMath", x + 300 + 150 * i, y - 200, operation="COMPARE")
+        link(tree, bin_.outputs[0], pick.inputs[0])
+        pick.inputs[1].default_value = float(i)
+        pick.inputs[2].default_value = 0.5
+        setm = node(tree, "GeometryNodeSetMaterial", x + 300 + 150 * i, y)
+        link(tree, current, setm.inputs["Geometry"])
+        link(tree, pick.outputs[0], setm.inputs["Selection"])
+        setm.inputs["Material"].default_value = mat
+        current = setm.outputs["Geometry"]
+    return current
+
+
+def add_solid_colors(tree, build_branch) -> None:
+    """Insert `build_branch(tree, geometry_socket) -> socket` before the group output, behind a
+    "Solid Colors" switch input (off: the tree works exactly as before)."""
+    add_socket(tree, "Solid Colors", "NodeSocketBool", default=False)
+    out = next(n for n in tree.nodes if n.bl_idname == "NodeGroupOutput")
+    gin = next(n for n in tree.nodes if n.bl_idname == "NodeGroupInput")
+    last = out.inputs[0].links[0].from_socket
+    branch = build_branch(tree, last)
+    switch = node(tree, "GeometryNodeSwitch", out.location.x, out.location.y - 300)
+    switch.input_type = "GEOMETRY"
+    link(tree, gin.outputs["Solid Colors"], switch.inputs["Switch"])
+    link(tree, last, switch.inputs["False"])
+    link(tree, branch, switch.inputs["True"])
+    out.location.x += 2500
+    link(tree, switch.outputs[0], out.inputs[0])
