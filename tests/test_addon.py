@@ -199,3 +199,34 @@ def test_inspect_and_trace_highlight():
     with pytest.raises(RuntimeError, match="does not exist"):
         s.inspect_stage = 42
         bpy.ops.nnviz.inspect()
+
+
+def test_layer_visibility_toggles():
+    name = build("cnn", "all")
+    graph = build_graph(load_model(os.path.join(MODELS, "cnn.npz")))
+    bpy.ops.nnviz.load_sample(digit=3)
+    from nnviz_blender.scene import network, visibility
+
+    total = len(network.read_glow(name))
+    assert total == len(graph.src)
+    assert bpy.ops.nnviz.toggle_layer(stage=1) == {"FINISHED"}  # conv1
+    assert visibility.hidden_stages(name) == [1]
+    stage = graph.node_stage
+    touching = int(((stage[graph.src] == 1) | (stage[graph.dst] == 1)).sum())
+    assert len(network.read_glow(name)) == total - touching
+    assert util.find("objects", name, "stage 1").hide_render
+
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    nodes = util.find("objects", name, "nodes")
+    scales = [
+        inst.matrix_world.to_scale().length
+        for inst in depsgraph.object_instances
+        if inst.is_instance and inst.parent and inst.parent.original == nodes
+    ]
+    assert len(scales) == graph.node_count
+    assert sum(s == 0 for s in scales) == graph.stages[1].size
+
+    bpy.ops.nnviz.toggle_layer(stage=1)
+    assert visibility.hidden_stages(name) == []
+    assert len(network.read_glow(name)) == total
+    assert not util.find("objects", name, "stage 1").hide_render

@@ -27,6 +27,7 @@ def build_tree(network: str):
     util.add_socket(tree, "Geometry", "NodeSocketGeometry")
     util.add_socket(tree, "Nodes", "NodeSocketObject")
     util.add_socket(tree, "Threshold", "NodeSocketFloat", default=0.0, min_value=0.0)
+    util.add_socket(tree, "Hide Layers", "NodeSocketBool", default=False)
     util.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
 
     n, link = util.node, util.link
@@ -65,13 +66,23 @@ def build_tree(network: str):
     less = n(tree, "ShaderNodeMath", 150, -250, operation="LESS_THAN")
     link(tree, absolute.outputs[0], less.inputs[0])
     link(tree, gin.outputs["Threshold"], less.inputs[1])
+    # Edges into or out of a hidden layer carry a CURVE attribute `hidden` (visibility.py).
+    hidden = n(tree, "GeometryNodeInputNamedAttribute", 150, -400, data_type="BOOLEAN")
+    hidden.inputs["Name"].default_value = "hidden"
+    drop = n(tree, "FunctionNodeBooleanMath", 300, -300, operation="OR")
+    link(tree, less.outputs[0], drop.inputs[0])
+    link(tree, hidden.outputs["Attribute"], drop.inputs[1])
     delete = n(tree, "GeometryNodeDeleteGeometry", 300, -100, domain="CURVE")
     link(tree, store.outputs["Geometry"], delete.inputs["Geometry"])
-    link(tree, less.outputs[0], delete.inputs["Selection"])
-    # Threshold 0 skips the delete entirely (the switch evaluates only the branch it takes).
-    active = n(tree, "ShaderNodeMath", 300, 150, operation="GREATER_THAN")
-    link(tree, gin.outputs["Threshold"], active.inputs[0])
-    active.inputs[1].default_value = 0.0
+    link(tree, drop.outputs[0], delete.inputs["Selection"])
+    # Threshold 0 and nothing hidden skip the delete entirely (the switch evaluates only the
+    # branch it takes).
+    positive = n(tree, "ShaderNodeMath", 300, 150, operation="GREATER_THAN")
+    link(tree, gin.outputs["Threshold"], positive.inputs[0])
+    positive.inputs[1].default_value = 0.0
+    active = n(tree, "FunctionNodeBooleanMath", 400, 200, operation="OR")
+    link(tree, positive.outputs[0], active.inputs[0])
+    link(tree, gin.outputs["Hide Layers"], active.inputs[1])
     switch = n(tree, "GeometryNodeSwitch", 500, 0, input_type="GEOMETRY")
     link(tree, active.outputs[0], switch.inputs["Switch"])
     link(tree, store.outputs["Geometry"], switch.inputs["False"])

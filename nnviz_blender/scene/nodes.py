@@ -66,8 +66,16 @@ def build_tree(network: str):
     link(tree, gin.outputs["Geometry"], inst.inputs["Points"])
     link(tree, material.outputs["Geometry"], inst.inputs["Instance"])
     link(tree, gin.outputs["Size"], inst.inputs["Scale"])
-    gout = n(tree, "NodeGroupOutput", 300, 100)
-    link(tree, inst.outputs["Instances"], gout.inputs["Geometry"])
+    # Hidden layers (visibility.py) shrink to nothing rather than being deleted: the edges and
+    # labels sample nodes by index, so every instance must stay where it is.
+    hidden = n(tree, "GeometryNodeInputNamedAttribute", 100, -150, data_type="BOOLEAN")
+    hidden.inputs["Name"].default_value = "hidden"
+    shrink = n(tree, "GeometryNodeScaleInstances", 300, 100)
+    link(tree, inst.outputs["Instances"], shrink.inputs["Instances"])
+    link(tree, hidden.outputs["Attribute"], shrink.inputs["Selection"])
+    shrink.inputs["Scale"].default_value = (0.0, 0.0, 0.0)
+    gout = n(tree, "NodeGroupOutput", 500, 100)
+    link(tree, shrink.outputs["Instances"], gout.inputs["Geometry"])
     return tree
 
 

@@ -2,7 +2,7 @@
 
 Stable idnames (documented in the README): nnviz.build, nnviz.remove, nnviz.live_start,
 nnviz.live_stop, nnviz.clear_canvas, nnviz.load_sample, nnviz.inspect, nnviz.trace,
-nnviz.clear_highlight.
+nnviz.clear_highlight, nnviz.toggle_layer.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..core.inspect import describe, nearest_node
 from ..core.modelfile import ModelError, load_model
 from ..core.preprocess import InputError
 from ..inputs import sample_digit
-from ..scene import highlight, util
+from ..scene import highlight, util, visibility
 from ..scene import network as scene_network
 from . import state
 
@@ -259,6 +259,22 @@ class NNVIZ_OT_clear_highlight(_Base):
         return None
 
 
+class NNVIZ_OT_toggle_layer(_Base):
+    """Show or hide one layer: its nodes, the connections into and out of it, its label"""
+
+    bl_idname = "nnviz.toggle_layer"
+    bl_label = "Toggle Layer"
+    bl_options = {"REGISTER", "UNDO"}
+
+    stage: IntProperty(name="Layer", default=0, min=0)  # type: ignore[valid-type]
+
+    def run(self, context):
+        name = target_network(context)
+        hidden = set(visibility.hidden_stages(name)) ^ {self.stage}
+        visibility.set_hidden_stages(name, hidden)
+        return None
+
+
 def _nodes_object(name: str) -> str:
     obj = util.find("objects", name, "nodes")
     if obj is None:
@@ -334,6 +350,7 @@ classes = (
     NNVIZ_OT_inspect,
     NNVIZ_OT_trace,
     NNVIZ_OT_clear_highlight,
+    NNVIZ_OT_toggle_layer,
     NNVIZ_OT_report,
 )
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import bpy
 
 from .. import live
 from ..scene import network as scene_network
+from ..scene import util, visibility
 from . import state
 
 
@@ -134,6 +137,31 @@ class NNVIZ_PT_inspect(_Panel, bpy.types.Panel):
             row.template_icon(icon_value=state.icon_id(f"{name}/kernel"), scale=4.0)
 
 
+class NNVIZ_PT_layers(_Panel, bpy.types.Panel):
+    bl_label = "Layers"
+    bl_idname = "NNVIZ_PT_layers"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        name = _network(context)
+        if name is None:
+            self.layout.label(text="Build a network first", icon="INFO")
+            return
+        coll = util.find("collections", name, "collection")
+        stages = json.loads(coll.get("nnviz_stages", "[]"))
+        hidden = set(visibility.hidden_stages(name))
+        col = self.layout.column(align=True)
+        for k, stage in enumerate(stages):
+            shape = "x".join(str(v) for v in stage["shape"])
+            op = col.operator(
+                "nnviz.toggle_layer",
+                text=f"{k}  {stage['name']}  ({shape})",
+                icon="HIDE_ON" if k in hidden else "HIDE_OFF",
+                depress=k not in hidden,
+            )
+            op.stage = k
+
+
 def _wrap(text: str, width: int) -> list[str]:
     out, line = [], ""
     for word in text.split(" "):
@@ -145,6 +173,6 @@ def _wrap(text: str, width: int) -> list[str]:
     return [*out, line] if line else out
 
 
-classes = (NNVIZ_PT_network, NNVIZ_PT_live, NNVIZ_PT_inspect)
+classes = (NNVIZ_PT_network, NNVIZ_PT_live, NNVIZ_PT_inspect, NNVIZ_PT_layers)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,0 +1,63 @@
+"""Per-layer visibility, as the original's CNN pages had: hide a stage's nodes, its edges in and
+out, and its name label. Written once per toggle (never per update): a POINT attribute `hidden`
+on the nodes (Geometry Nodes shrinks those instances to nothing) and a CURVE attribute `hidden` on
+the edges (Geometry Nodes deletes them). The choice is kept on the collection, so it survives
+saving and reloading.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from . import attributes, util
+from . import edges as scene_edges
+
+
+def _collection(network: str):
+    coll = util.find("collections", network, "collection")
+    if coll is None:
+        raise ValueError(f"no network named {network!r} in this file")
+    return coll
+
+
+def hidden_stages(network: str) -> list[int]:
+    return [int(s) for s in json.loads(_collection(network).get("nnviz_hidden", "[]"))]
+
+
+def set_hidden_stages(network: str, stages) -> list[int]:
+    """Hide exactly `stages` (indices into the graph's stages); returns them sorted."""
+    coll = _collection(network)
+    nodes = util.find("objects", network, "nodes")
+    if nodes is None:
+        raise ValueError(f"network {network!r} has no nodes object (was it deleted?)")
+    stage_of = attributes.read(nodes.data, "stage")
+    n_stages = int(stage_of.max()) + 1 if stage_of.size else 0
+    chosen = sorted({int(s) for s in stages})
+    if any(s < 0 or s >= n_stages for s in chosen):
+        raise ValueError(f"layers are numbered 0-{n_stages - 1}")
+    hide = np.zeros(n_stages, dtype=bool)
+    hide[chosen] = True
+    attributes.write(nodes.data, "hidden", hide[stage_of], "BOOLEAN", "POINT")
+    nodes.data.update_tag()
+
+    edges = util.find("objects", network, "edges")
+    if edges is not None and len(edges.data.curves):
+        curves = edges.data
+        cut = (
+            hide[stage_of[attributes.read(curves, "src")]]
+            | hide[stage_of[attributes.read(curves, "dst")]]
+        )
+        attributes.write(curves, "hidden", cut, "BOOLEAN", "CURVE")
+        curves.update_tag()
+        mod = edges.modifiers.get(scene_edges.MODIFIER)
+        if mod is not None:
+            util.set_modifier_input(mod, "Hide Layers", bool(chosen))
+
+    for k in range(n_stages):
+        label = util.find("objects", network, f"stage {k}")
+        if label is not None:
+            label.hide_viewport = label.hide_render = bool(hide[k])
+    coll["nnviz_hidden"] = json.dumps(chosen)
+    return chosen
