@@ -1,12 +1,15 @@
-"""Benchmarks: NumPy forward latency against PyTorch CPU on the same weights, in the same run.
+"""All benchmarks, each against a baseline measured in the same run.
 
-    python scripts/bench.py [--json] [--repeat N]
+    python scripts/bench.py [--json] [--repeat N] [--skip-render] [--variants] [--core-only]
 
+Core: NumPy forward latency against PyTorch CPU on the same weights.
 Keys (--json): <net>_forward_ms, <net>_prepare_forward_ms (preprocessing of a 280x280 drawing
 included), <net>_torch_ms, <net>_speedup_vs_torch (torch / ours, forward only), for net in mlp, cnn.
 With bpy installed also the live tick on the CNN with all ~425k edges: live_tick_cnn_ms (the canvas
 changed: read pixels, preprocess, forward, write node values, evaluate the depsgraph and read the
-edges' glow back) and live_idle_tick_ms (nothing changed).
+edges' glow back) and live_idle_tick_ms (nothing changed), and the scene keys of
+scripts/bench_scene.py: build_cnn_all_s, update_cnn_ms, naive_update_cnn_ms, update_speedup,
+render_1080p_s (a 1920x1080, 64-sample Cycles render of the CNN with all edges).
 """
 
 from __future__ import annotations
@@ -59,12 +62,18 @@ def torch_forward(model):
     return run
 
 
+def has_bpy() -> bool:
+    try:
+        import bpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def bench_live(repeat: int) -> dict[str, float]:
     """The live tick on the CNN with every edge, as Blender runs it (needs the bpy wheel)."""
-    try:
-        import bpy
-    except ImportError:
-        return {}
+    import bpy
+
     from nnviz_blender import live
     from nnviz_blender.scene import network
 
@@ -108,6 +117,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--repeat", type=int, default=300)
+    ap.add_argument("--skip-render", action="store_true", help="no 1080p render")
+    ap.add_argument("--variants", action="store_true", help="re-measure the render alternatives")
+    ap.add_argument("--core-only", action="store_true", help="NumPy and PyTorch only")
     args = ap.parse_args(argv)
 
     drawing = np.kron(sample_digit(7).astype(np.float32) / 255.0, np.ones((10, 10), np.float32))
@@ -125,14 +137,23 @@ def main(argv=None) -> int:
             results[f"{name}_torch_ms"] = t
             results[f"{name}_speedup_vs_torch"] = t / results[f"{name}_forward_ms"]
 
-    results.update(bench_live(args.repeat // 10))
+    if not args.core_only and has_bpy():
+        results.update(bench_live(args.repeat // 10))
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        import bench_scene
+
+        results.update(bench_scene.collect(30, not args.skip_render, args.variants))
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps({k: round(v, 4) for k, v in results.items()}))
     else:
         print(f"{'measure':32s} {'value':>10s}")
         for key, value in results.items():
-            unit = "x" if key.endswith("speedup_vs_torch") else "ms"
+            unit = "x" if "speedup" in key else "s" if key.endswith("_s") else "ms"
             print(f"{key:32s} {value:10.3f} {unit}")
+        if args.variants:
+            import bench_scene
+
+            print(bench_scene.describe_variants(results))
     return 0
 
 

@@ -1,8 +1,6 @@
-"""Benchmarks of the Blender scene layer (needs the bpy wheel).
+"""Benchmarks of the Blender scene layer (needs the bpy wheel); run through scripts/bench.py.
 
-    python scripts/bench_scene.py [--json] [--skip-render] [--variants]
-
-Keys (--json):
+Keys:
 - build_cnn_all_s: build the CNN with every one of its ~425k connections (geometry, Geometry
   Nodes, materials, labels) and evaluate it once.
 - update_cnn_ms: one update after a new input: forward pass + write the node values + depsgraph
@@ -12,15 +10,13 @@ Keys (--json):
   nodes and scaled to all 9,134); update_speedup = naive / ours.
 - render_1080p_s: `render` of the CNN, 3d layout, dark theme, all edges, 1920x1080, 64 samples,
   Cycles on the CPU (time of the render itself; render_1080p_total_s adds loading and building).
-With --variants, the render settings that were weighed against each other are measured again
-(CNN, 960x540, 64 samples; the edges view layer alone unless noted) and printed as a table
+With bench.py --variants, the render settings that were weighed against each other are measured
+again (CNN, 960x540, 64 samples; the edges view layer alone unless noted) and printed as a table
 (keys render_variant_<name>_s).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
@@ -257,26 +253,15 @@ def bench_variants(model) -> dict[str, float]:
     return results
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--repeat", type=int, default=30)
-    p.add_argument("--skip-render", action="store_true")
-    p.add_argument("--variants", action="store_true", help="re-measure the render alternatives")
-    p.add_argument("--model", help="CNN model file (default: models/cnn.npz)")
-    args = p.parse_args(argv)
-    try:
-        import bpy  # noqa: F401
-    except ImportError:
-        print("bench_scene.py needs the bpy wheel", file=sys.stderr)
-        return 2
-    model, path = cnn_model(args.model)
+def collect(repeat: int = 30, render: bool = True, variants: bool = False, model_path=None):
+    """Every scene measurement as {key: value} (see the module docstring); needs bpy."""
+    model, path = cnn_model(model_path)
     out: dict[str, float] = {}
     out["build_cnn_all_s"], name = bench_build(model)
-    out["update_cnn_ms"] = bench_update(model, name, args.repeat)
-    out["naive_update_cnn_ms"] = bench_naive(model, max(3, args.repeat // 10))
+    out["update_cnn_ms"] = bench_update(model, name, repeat)
+    out["naive_update_cnn_ms"] = bench_naive(model, max(3, repeat // 10))
     out["update_speedup"] = out["naive_update_cnn_ms"] / out["update_cnn_ms"]
-    if not args.skip_render:
+    if render:
         with tempfile.TemporaryDirectory() as tmp:
             if path is None:  # random weights: hand the render command a file
                 from conftest import CNN_SPEC, random_arrays
@@ -286,30 +271,15 @@ def main(argv=None) -> int:
                 path = os.path.join(tmp, "cnn_random.npz")
                 save_model(path, CNN_SPEC, random_arrays(CNN_SPEC))
             out["render_1080p_s"], out["render_1080p_total_s"] = bench_render(path, tmp)
-    if args.variants:
+    if variants:
         for key, seconds in bench_variants(model).items():
             out[f"render_variant_{key}_s"] = seconds
-    if args.json:
-        print(json.dumps({k: round(v, 4) for k, v in out.items()}))
-        return 0
-    limits = {
-        "build_cnn_all_s": ("s", "< 2 s"),
-        "update_cnn_ms": ("ms", "< 5 ms"),
-        "naive_update_cnn_ms": ("ms", ""),
-        "update_speedup": ("x", ">= 100x"),
-        "render_1080p_s": ("s", "< 120 s"),
-        "render_1080p_total_s": ("s", ""),
-    }
-    print(f"{'measure':34s} {'value':>12s}  target")
-    for key, value in out.items():
-        unit, target = limits.get(key, ("s", ""))
-        print(f"{key:34s} {value:12.3f}{unit:<2s} {target}")
-    if args.variants:
-        print("\nCNN, 960x540, 64 samples (edges view layer only unless 'whole frame'):")
-        for key, (desc, _) in VARIANTS.items():
-            print(f"  {out[f'render_variant_{key}_s']:7.1f}s  {desc}")
-    return 0
+    return out
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def describe_variants(out: dict[str, float]) -> str:
+    lines = ["CNN, 960x540, 64 samples (edges view layer only unless 'whole frame'):"]
+    for key, (desc, _) in VARIANTS.items():
+        if f"render_variant_{key}_s" in out:
+            lines.append(f"  {out[f'render_variant_{key}_s']:7.1f}s  {desc}")
+    return "\n".join(lines)

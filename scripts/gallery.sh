@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Render the README gallery with the render command (1920x1080, 64 samples, Cycles on the CPU),
+# then shrink copies for docs/gallery/ (ImageMagick's convert). Full-size renders stay in out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/venv.sh
+ensure_venv .venv requirements-test.txt
+mkdir -p out/gallery docs/gallery
+render() {  # name, then render options
+    local name=$1
+    shift
+    .venv/bin/python -m nnviz_blender render --resolution 1920x1080 --samples 64 \
+        --out "out/gallery/$name.png" "$@"
+    convert "out/gallery/$name.png" -resize 960x540 -quality 88 "docs/gallery/$name.jpg"
+}
+for model in cnn mlp; do
+    for layout in 3d flat; do
+        for theme in dark light; do
+            render "${model}_${layout}_${theme}" --model $model --input sample:7 \
+                --layout $layout --theme $theme
+        done
+    done
+done
+render cnn_3d_dark_iso --model cnn --input sample:2 --layout 3d --theme dark --camera iso
+render mlp_3d_dark_iso --model mlp --input sample:3 --layout 3d --theme dark --camera iso
