@@ -7,6 +7,7 @@ nnviz.clear_highlight, nnviz.toggle_layer.
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 
 import bpy
@@ -128,8 +129,10 @@ class NNVIZ_OT_live_start(_Base):
         bake.set_enabled(name, False)  # a baked animation would hide the live values
         live.start(name)
         _brush_setup(context)
-        if not bpy.app.background and not bpy.app.timers.is_registered(live_timer):
-            bpy.app.timers.register(live_timer, first_interval=live.TICK_SECONDS)
+        if not bpy.app.background:
+            if not bpy.app.timers.is_registered(live_timer):
+                bpy.app.timers.register(live_timer, first_interval=live.TICK_SECONDS)
+            _enter_paint_mode(context, name)
         return f"Live: paint on the canvas of {name} (Texture Paint mode)"
 
 
@@ -301,6 +304,21 @@ def _highlight(name: str, graph, edges: np.ndarray, values: np.ndarray) -> None:
         contribution / (top or 1.0),
         radius=0.004,
     )
+
+
+def _enter_paint_mode(context, name: str) -> None:
+    """Make the canvas the active object and switch to Texture Paint: ready to draw."""
+    canvas = util.find("objects", name, "canvas")
+    if canvas is None or context.view_layer is None:
+        return
+    if context.object is not None and context.object.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    for obj in context.view_layer.objects.selected:
+        obj.select_set(False)
+    canvas.select_set(True)
+    context.view_layer.objects.active = canvas
+    with contextlib.suppress(RuntimeError):  # no 3D viewport here: the user switches by hand
+        bpy.ops.object.mode_set(mode="TEXTURE_PAINT")
 
 
 def _brush_setup(context) -> None:
