@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from .cli_render import DEFAULT_FADE, _fraction, _positive_int, _resolution
+from .cli_render import _positive_int, add_scene_options
 
 VIDEO = {".mp4": "MPEG4", ".mkv": "MKV", ".webm": "WEBM", ".mov": "QUICKTIME"}
 CODECS = {"MPEG4": "H264", "MKV": "H264", "QUICKTIME": "H264", "WEBM": "WEBM"}
@@ -54,7 +54,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="mlp, cnn or a path to a .npz model")
     p.add_argument("--inputs", required=True, help="comma-separated inputs: sample:<d>, .npy, .png")
     p.add_argument(
         "--out", required=True, help="a directory (PNG frames) or a .mp4/.mkv/.webm/.mov"
@@ -72,27 +71,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--wave", action="store_true", help="transitions travel from input to output")
     p.add_argument("--camera", choices=("fixed", "orbit", "dolly"), default="fixed")
     p.add_argument("--view", choices=("front", "iso", "top"), default="front")
-    p.add_argument("--layout", choices=("3d", "flat"), default="3d")
-    p.add_argument("--theme", choices=("dark", "light"), default="dark")
-    p.add_argument("--engine", choices=("cycles", "eevee", "workbench"), default="cycles")
-    p.add_argument("--samples", type=_positive_int, default=16)
-    p.add_argument("--resolution", type=_resolution, default=(1280, 720), metavar="WxH")
+    add_scene_options(p, samples=16, resolution=(1280, 720))
     p.add_argument("--frames", default=None, metavar="A-B", help="render only frames A to B")
-    p.add_argument("--save-blend", metavar="FILE", help="save the baked scene (renders anywhere)")
     p.add_argument("--no-render", action="store_true", help="bake (and save) only")
-    p.add_argument(
-        "--edges", default="all", help="all, none, topk:K or contrib:T (see the render command)"
-    )
-    p.add_argument("--edge-fade", type=_fraction, default=DEFAULT_FADE)
     p.add_argument("--legend", action="store_true", help="colour legend, layer sizes")
     p.add_argument("--bars", action="store_true", help="probability bars beside the output")
-    p.add_argument("--transparent", action="store_true", help="transparent background (PNG)")
     p.add_argument(
         "--passes",
         action="store_true",
         help="nodes, edges and labels as separate view layers in multilayer EXR frames",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run)
     return p
 

@@ -49,6 +49,31 @@ def _fraction(text: str) -> float:
     return value
 
 
+def add_scene_options(p: argparse.ArgumentParser, samples: int, resolution) -> None:
+    """The options `render` and `animate` share: model, look, engine and output settings."""
+    p.add_argument("--model", required=True, help="mlp, cnn or a path to a .npz model")
+    p.add_argument("--layout", choices=("3d", "flat"), default="3d")
+    p.add_argument("--theme", choices=("dark", "light"), default="dark")
+    p.add_argument("--engine", choices=("cycles", "eevee", "workbench"), default="cycles")
+    p.add_argument("--samples", type=_positive_int, default=samples)
+    p.add_argument("--resolution", type=_resolution, default=resolution, metavar="WxH")
+    p.add_argument(
+        "--edges",
+        default="all",
+        help="all, none, topk:K (K strongest inputs per node by "
+        "|weight|) or contrib:T (only |weight x activation| above T, follows the input)",
+    )
+    p.add_argument(
+        "--edge-fade",
+        type=_fraction,
+        default=DEFAULT_FADE,
+        help=f"edges weaker than this share of full strength fade out (default {DEFAULT_FADE})",
+    )
+    p.add_argument("--transparent", action="store_true", help="transparent background (RGBA)")
+    p.add_argument("--save-blend", metavar="FILE", help="also save the scene as a .blend")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "render",
@@ -56,23 +81,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="mlp, cnn or a path to a .npz model")
     p.add_argument("--input", required=True, help="sample:<digit>, a .npy image or a .png")
-    p.add_argument("--layout", choices=("3d", "flat"), default="3d")
     p.add_argument("--out", required=True, help="image to write (.png)")
-    p.add_argument("--engine", choices=("cycles", "eevee", "workbench"), default="cycles")
-    p.add_argument("--samples", type=_positive_int, default=64)
-    p.add_argument("--resolution", type=_resolution, default=(1920, 1080), metavar="WxH")
     p.add_argument("--camera", choices=("front", "iso", "top"), default="front")
-    p.add_argument("--theme", choices=("dark", "light"), default="dark")
-    p.add_argument(
-        "--edges",
-        default="all",
-        help="all, none, topk:K (K strongest inputs per node by "
-        "|weight|) or contrib:T (only |weight x activation| above T, follows the input)",
-    )
-    p.add_argument("--transparent", action="store_true", help="transparent background (RGBA)")
-    p.add_argument("--save-blend", metavar="FILE", help="also save the scene as a .blend")
+    add_scene_options(p, samples=64, resolution=(1920, 1080))
     p.add_argument("--node-shape", choices=("theme", "cube", "sphere", "tile"), default="theme")
     p.add_argument(
         "--colormap",
@@ -81,14 +93,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="node colours (default: the theme's)",
     )
     p.add_argument("--spacing", type=float, default=1.0, help="scale the gaps between layers")
-    p.add_argument(
-        "--edge-fade",
-        type=_fraction,
-        default=DEFAULT_FADE,
-        help=f"edges weaker than this share of full strength fade out (default {DEFAULT_FADE})",
-    )
     p.add_argument("--edge-strength", type=float, default=None, help="edge brightness factor")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run)
     return p
 
