@@ -115,27 +115,26 @@ class _Progress:
 
 def _render_stats_printer(progress: _Progress, layers: list[str]):
     """A render_stats handler: which view layer, which sample, time so far (about 1 line/s)."""
-    state = {"layer": -1, "t": 0.0, "t0": time.perf_counter()}
+    layer = -1  # index of the view layer being rendered
+    shown = 0.0  # when the last line was printed
+    t0 = time.perf_counter()
 
     def handler(stats, *_):
+        nonlocal layer, shown
         text = str(stats).split("|")[-1].strip()
         now = time.perf_counter()
         if text.startswith("Sample 0/"):
-            state["layer"] += 1
+            layer += 1
         elif not (text.startswith("Sample") or text == "Finished" or text == "Compositing"):
             return
-        if (
-            text.startswith("Sample")
-            and now - state["t"] < 1.0
-            and not text.startswith("Sample 0/")
-        ):
+        if text.startswith("Sample") and now - shown < 1.0 and not text.startswith("Sample 0/"):
             return
-        state["t"] = now
-        k = max(state["layer"], 0)
+        shown = now
+        k = max(layer, 0)
         where = f"view layer {k + 1}/{len(layers)} ({layers[min(k, len(layers) - 1)]})"
         if text == "Compositing":
             where = "compositor"
-        progress.note(f"{now - state['t0']:6.1f}s  {where}: {text.lower()}")
+        progress.note(f"{now - t0:6.1f}s  {where}: {text.lower()}")
 
     return handler
 

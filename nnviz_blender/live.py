@@ -18,8 +18,8 @@ import numpy as np
 from .core.forward import forward
 from .core.modelfile import Model, ModelError, load_model
 from .core.preprocess import InputError, prepare
+from .scene import compat, util
 from .scene import network as scene_network
-from .scene import util
 
 CANVAS_SIZE = 256
 TICK_SECONDS = 0.05
@@ -79,9 +79,7 @@ def _canvas_mesh(name: str, network: str, half: float):
 
 def _canvas_material(network: str, image):
     mat = util.tag(bpy.data.materials.new(f"{network} canvas"), network, "canvas_material")
-    if mat.node_tree is None:  # Blender 4.x: no node tree until use_nodes
-        mat.use_nodes = True
-    tree = mat.node_tree
+    tree = compat.shader_tree(mat)
     tree.nodes.clear()
     tex = tree.nodes.new("ShaderNodeTexImage")
     tex.image = image

@@ -2,6 +2,9 @@ import os
 
 import numpy as np
 import pytest
+from blender_scripts.bpy_exit import release_bpy_at_exit
+
+release_bpy_at_exit()  # before any test imports bpy (see there)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, "models")

@@ -26,7 +26,7 @@ import bpy
 import numpy as np
 
 from ..core.graph import Graph
-from ..scene import attributes, util
+from ..scene import attributes, compat, util
 from . import keys
 from . import schedule as sched
 from . import values as vals
@@ -185,7 +185,7 @@ def build_tree(network: str):
     geometry = gin.outputs["Geometry"]
     for i, name in enumerate(VALUE_ATTRS):
         mix = n(tree, "ShaderNodeMix", 350, 200 - 250 * i, data_type="FLOAT", clamp_factor=False)
-        link(tree, ease, mix.inputs["Factor"])
+        link(tree, ease, compat.factor(mix.inputs))
         link(tree, first[i], mix.inputs[2])
         link(tree, second[i], mix.inputs[3])
         store = n(

@@ -38,18 +38,24 @@ class AttributeMismatch(ValueError):
     """An array that does not fit the attribute it is meant for (programming error)."""
 
 
+# The collection whose length is the size of each domain, per data-block type. Counted from the
+# data rather than with `AttributeGroup.domain_size`, which Blender 4.2 does not have.
+_DOMAIN_ELEMENTS: dict[str, dict[str, str]] = {
+    "Mesh": {"POINT": "vertices", "EDGE": "edges", "FACE": "polygons", "CORNER": "loops"},
+    "Curves": {"POINT": "points", "CURVE": "curves"},
+    "PointCloud": {"POINT": "points"},
+}
+
+
 def domain_size(data, domain: str) -> int:
     """Number of elements of `domain` in a mesh / curves / point cloud data-block."""
     if domain not in DOMAINS:
         raise AttributeMismatch(f"unknown attribute domain {domain!r}")
-    if hasattr(data.attributes, "domain_size"):
-        return int(data.attributes.domain_size(domain))
-    # older Blender: count the elements directly
-    if domain == "CURVE":
-        return len(data.curves)
-    if domain == "POINT":
-        return len(data.points) if hasattr(data, "points") else len(data.vertices)
-    return len({"EDGE": data.edges, "FACE": data.polygons, "CORNER": data.loops}[domain])
+    kind = data.bl_rna.identifier
+    elements = _DOMAIN_ELEMENTS.get(kind, {}).get(domain)
+    if elements is None:
+        raise AttributeMismatch(f"a {kind} data-block has no {domain} domain")
+    return len(getattr(data, elements))
 
 
 def _buffer(array, kind: Kind, count: int, name: str) -> np.ndarray:
@@ -113,7 +119,7 @@ def read(data, name: str) -> np.ndarray:
     if kind is None:
         raise AttributeMismatch(f"attribute {name!r} has unsupported type {attr.data_type}")
     n = len(attr.data)
-    out = np.empty(n * kind.width, dtype=kind.dtype)
+    out: np.ndarray = np.empty(n * kind.width, dtype=kind.dtype)
     attr.data.foreach_get(kind.prop, out)
     return out if kind.width == 1 else out.reshape(n, kind.width)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import attributes, util
+from . import attributes, compat, util
 
 ROLE = "highlight"
 
@@ -34,9 +34,7 @@ def _material(network: str):
     if mat is not None:
         return mat
     mat = util.tag(bpy.data.materials.new(f"{network} highlight"), network, "highlight_material")
-    if mat.node_tree is None:
-        mat.use_nodes = True
-    tree = mat.node_tree
+    tree = compat.shader_tree(mat)
     tree.nodes.clear()
     attr = tree.nodes.new("ShaderNodeAttribute")
     attr.attribute_type = "GEOMETRY"
@@ -50,7 +48,7 @@ def _material(network: str):
     emit = tree.nodes.new("ShaderNodeEmission")
     emit.inputs["Strength"].default_value = 6.0
     out = tree.nodes.new("ShaderNodeOutputMaterial")
-    tree.links.new(attr.outputs["Fac"], ramp.inputs["Fac"])
+    tree.links.new(compat.factor(attr.outputs), compat.factor(ramp.inputs))
     tree.links.new(ramp.outputs["Color"], emit.inputs["Color"])
     tree.links.new(emit.outputs["Emission"], out.inputs["Surface"])
     return mat

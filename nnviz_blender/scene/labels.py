@@ -13,7 +13,7 @@ import math
 import bpy
 import numpy as np
 
-from . import materials, util
+from . import compat, materials, util
 
 MODIFIER = "NNViz Label"
 
@@ -72,10 +72,10 @@ def class_material(network: str, theme: materials.Theme):
     level = n(nt, "ShaderNodeAttribute", -600, 0, attribute_type="GEOMETRY")
     level.attribute_name = "level"
     sharp = n(nt, "ShaderNodeMath", -400, 0, operation="POWER")
-    link(nt, level.outputs["Factor"], sharp.inputs[0])
+    link(nt, compat.factor(level.outputs), sharp.inputs[0])
     sharp.inputs[1].default_value = 3.0
     color = n(nt, "ShaderNodeMix", -200, 100, data_type="RGBA")
-    link(nt, sharp.outputs[0], color.inputs["Factor"])
+    link(nt, sharp.outputs[0], compat.factor(color.inputs))
     color.inputs[6].default_value = materials.linear(theme.text)
     color.inputs[7].default_value = materials.linear(theme.highlight)
     strength = n(nt, "ShaderNodeMath", -200, -150, operation="MULTIPLY_ADD")

@@ -23,7 +23,7 @@ import math
 import bpy
 import numpy as np
 
-from . import materials, util
+from . import compat, materials, util
 
 BARS_MODIFIER = "NNViz Bars"
 UPRIGHT = (math.radians(90), 0.0, 0.0)  # text and strips face the front camera (-y)
@@ -197,7 +197,7 @@ def _bar_material(network: str, theme: materials.Theme):
     prob = n(nt, "ShaderNodeAttribute", -600, 0, attribute_type="INSTANCER")
     prob.attribute_name = "prob"
     color = n(nt, "ShaderNodeMix", -300, 100, data_type="RGBA")
-    link(nt, prob.outputs[2], color.inputs[0])  # "Fac" (4.x) / "Factor" (5.0)
+    link(nt, compat.factor(prob.outputs), compat.factor(color.inputs))
     color.inputs[6].default_value = materials.linear(theme.text)
     color.inputs[7].default_value = materials.linear(theme.highlight)
     emit = n(nt, "ShaderNodeEmission", 0, 0)
@@ -288,7 +288,7 @@ def _ramp_material(network: str, role: str, source_ramp, theme: materials.Theme)
         ramp.color_ramp.interpolation = source_ramp.color_ramp.interpolation
     else:
         materials.fill_ramp(ramp, materials.COLORMAPS[theme.node_colormap])
-    link(nt, split.outputs["X"], ramp.inputs[0])
+    link(nt, split.outputs["X"], compat.factor(ramp.inputs))
     emit = n(nt, "ShaderNodeEmission", 0, 0)
     link(nt, ramp.outputs["Color"], emit.inputs["Color"])
     out = n(nt, "ShaderNodeOutputMaterial", 200, 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import util
+from . import compat, util
 
 RGB = tuple[float, float, float]
 
@@ -125,7 +125,17 @@ def srgb_to_linear(c: float) -> float:
 
 
 def linear(rgb: RGB, alpha: float = 1.0) -> tuple[float, float, float, float]:
-    return (*(srgb_to_linear(v) for v in rgb), alpha)
+    r, g, b = rgb
+    return srgb_to_linear(r), srgb_to_linear(g), srgb_to_linear(b), alpha
+
+
+def mix_rgb(c0: RGB, c1: RGB, f: float) -> RGB:
+    """c0 + (c1 - c0) f, channel by channel."""
+    return (
+        c0[0] + (c1[0] - c0[0]) * f,
+        c0[1] + (c1[1] - c0[1]) * f,
+        c0[2] + (c1[2] - c0[2]) * f,
+    )
 
 
 def get_theme(name: str) -> Theme:
@@ -165,7 +175,7 @@ def node_material(network: str, theme: Theme, colormap: str | None, output_stage
 
     value = n(nt, "ShaderNodeAttribute", -900, 200, attribute_type="INSTANCER")
     value.attribute_name = "signed" if signed else "level"
-    factor = value.outputs["Factor"]
+    factor = compat.factor(value.outputs)
     if signed:  # -1..1 -> 0..1
         remap = n(nt, "ShaderNodeMapRange", -700, 200)
         remap.inputs["From Min"].default_value = -1.0
@@ -174,7 +184,7 @@ def node_material(network: str, theme: Theme, colormap: str | None, output_stage
     ramp = n(nt, "ShaderNodeValToRGB", -500, 200)
     ramp.name = ramp.label = "Node Colormap"
     fill_ramp(ramp, COLORMAPS[cmap])
-    link(nt, factor, ramp.inputs["Factor"])
+    link(nt, factor, compat.factor(ramp.inputs))
 
     # Flat shading without lights: brightness from the face normal against a fixed key
     # direction (up, towards the camera, a little from the left), like the original's cubes.
@@ -189,7 +199,7 @@ def node_material(network: str, theme: Theme, colormap: str | None, output_stage
     lit.inputs["To Min"].default_value = 1.0 - theme.shading
     lit.inputs["To Max"].default_value = 1.0
     shade = n(nt, "ShaderNodeMix", -250, 100, data_type="RGBA", blend_type="MULTIPLY")
-    shade.inputs["Factor"].default_value = 1.0
+    compat.factor(shade.inputs).default_value = 1.0
     link(nt, ramp.outputs["Color"], shade.inputs[6])
     link(nt, lit.outputs["Result"], shade.inputs[7])
 
@@ -197,14 +207,14 @@ def node_material(network: str, theme: Theme, colormap: str | None, output_stage
     stage = n(nt, "ShaderNodeAttribute", -900, -400, attribute_type="INSTANCER")
     stage.attribute_name = "stage"
     is_out = n(nt, "ShaderNodeMath", -700, -400, operation="COMPARE")
-    link(nt, stage.outputs["Factor"], is_out.inputs[0])
+    link(nt, compat.factor(stage.outputs), is_out.inputs[0])
     is_out.inputs[1].default_value = float(output_stage)
     is_out.inputs[2].default_value = 0.5
     level = n(nt, "ShaderNodeAttribute", -900, -600, attribute_type="INSTANCER")
     level.attribute_name = "level"
     boost = n(nt, "ShaderNodeMath", -500, -450, operation="MULTIPLY")
     link(nt, is_out.outputs[0], boost.inputs[0])
-    link(nt, level.outputs["Factor"], boost.inputs[1])
+    link(nt, compat.factor(level.outputs), boost.inputs[1])
     gain = n(nt, "ShaderNodeMath", -300, -450, operation="MULTIPLY_ADD")
     gain.name = gain.label = "Winner Boost"
     link(nt, boost.outputs[0], gain.inputs[0])
@@ -244,7 +254,7 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
     glow.attribute_name = "glow"
     scale = n(nt, "ShaderNodeMath", -900, 0, operation="MULTIPLY")
     scale.name = scale.label = "Edge Strength"
-    link(nt, glow.outputs["Factor"], scale.inputs[0])
+    link(nt, compat.factor(glow.outputs), scale.inputs[0])
     scale.inputs[1].default_value = theme.edge_strength if strength is None else strength
     magnitude = n(nt, "ShaderNodeMath", -700, -150, operation="ABSOLUTE")
     link(nt, scale.outputs[0], magnitude.inputs[0])
@@ -254,9 +264,9 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
     fade.inputs["From Min"].default_value = 0.0
     amount = fade.outputs["Result"]
     side = n(nt, "ShaderNodeMath", -700, 150, operation="GREATER_THAN")
-    link(nt, glow.outputs["Factor"], side.inputs[0])
+    link(nt, compat.factor(glow.outputs), side.inputs[0])
     color = n(nt, "ShaderNodeMix", -500, 150, data_type="RGBA")
-    link(nt, side.outputs[0], color.inputs["Factor"])
+    link(nt, side.outputs[0], compat.factor(color.inputs))
     color.inputs[6].default_value = linear(theme.edge_colors[0])
     color.inputs[7].default_value = linear(theme.edge_colors[1])
 
@@ -271,13 +281,13 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
         link(nt, emit.outputs[0], blend.inputs[1])
     else:
         blend = n(nt, "ShaderNodeMixShader", 0, 150)
-        link(nt, amount, blend.inputs["Factor"])
+        link(nt, amount, compat.factor(blend.inputs))
         link(nt, clear.outputs[0], blend.inputs[1])
         link(nt, emit.outputs[0], blend.inputs[2])
 
     # variant 1: opaque, blended by the compositor
     premul = n(nt, "ShaderNodeMix", -200, -150, data_type="RGBA", blend_type="MULTIPLY")
-    premul.inputs["Factor"].default_value = 1.0
+    compat.factor(premul.inputs).default_value = 1.0
     link(nt, color.outputs[2], premul.inputs[6])
     link(nt, amount, premul.inputs[7])
     flat = n(nt, "ShaderNodeEmission", 0, -150)
@@ -293,7 +303,7 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
     layered.name = layered.label = "Layered"
     layered.outputs[0].default_value = 0.0
     pick = n(nt, "ShaderNodeMixShader", 200, 0)
-    link(nt, layered.outputs[0], pick.inputs["Factor"])
+    link(nt, layered.outputs[0], compat.factor(pick.inputs))
     link(nt, blend.outputs[0], pick.inputs[1])
     link(nt, flat.outputs[0], pick.inputs[2])
     out = n(nt, "ShaderNodeOutputMaterial", 400, 0)
@@ -347,7 +357,7 @@ def sample_colormap(stops: list[tuple[float, RGB]], t: float) -> RGB:
     for (p0, c0), (p1, c1) in zip(stops, stops[1:], strict=False):
         if t <= p1:
             f = (t - p0) / (p1 - p0) if p1 > p0 else 0.0
-            return tuple(a + (b - a) * f for a, b in zip(c0, c1, strict=True))
+            return mix_rgb(c0, c1, f)
     return stops[-1][1]
 
 
@@ -377,10 +387,10 @@ def edge_palette(network: str, theme: Theme) -> list:
     """Bins of signed glow over [-1, 1]: from the edge colour at -1 through the background at 0."""
     k = PALETTE_SIZE
     bg = theme.background[1] if theme.edge_blend == "add" else theme.background[0]
-    colors = []
+    colors: list[RGB] = []
     for i in range(k):
         c = -1.0 + 2.0 * (i + 0.5) / k
         edge = theme.edge_colors[1] if c > 0 else theme.edge_colors[0]
         a = min(1.0, abs(c) * 1.3)
-        colors.append(tuple(b + (e - b) * a for b, e in zip(bg, edge, strict=True)))
+        colors.append(mix_rgb(bg, edge, a))
     return palette(network, "edge_palette", colors)

@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from . import edges, materials, util
+from . import compat, edges, materials, util
 
 CAMERAS = ("front", "iso", "top")
 ADAPTIVE_THRESHOLD = 0.05
@@ -22,17 +22,11 @@ LENS = 70.0  # mm: long enough that the front layers do not dwarf the back ones
 ENGINES = ("cycles", "eevee", "workbench")
 
 
-def eevee_engine_id() -> str:
-    """'BLENDER_EEVEE_NEXT' on 4.2-4.5, 'BLENDER_EEVEE' on 5.0."""
-    items = bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items.keys()
-    return "BLENDER_EEVEE_NEXT" if "BLENDER_EEVEE_NEXT" in items else "BLENDER_EEVEE"
-
-
 def engine_id(engine: str) -> str:
     if engine == "cycles":
         return "CYCLES"
     if engine == "eevee":
-        return eevee_engine_id()
+        return compat.eevee_engine_id()
     if engine == "workbench":
         return "BLENDER_WORKBENCH"
     raise ValueError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
@@ -83,9 +77,7 @@ def frame(
     cam = camera_obj.data
     cam.sensor_fit = "AUTO"
     # Centre the projected box (for perspective, the centre of the x/y extents is close enough).
-    shift = Vector(right) * float((x.max() + x.min()) / 2) + Vector(up) * float(
-        (y.max() + y.min()) / 2
-    )
+    shift = right * float((x.max() + x.min()) / 2) + up * float((y.max() + y.min()) / 2)
     target += shift
     x -= (x.max() + x.min()) / 2
     y -= (y.max() + y.min()) / 2
@@ -107,9 +99,9 @@ def frame(
         need_x = np.abs(x) * margin / tan_x + z
         need_y = np.abs(y) * margin / tan_y + z
         distance = float(max(need_x.max(), need_y.max()))
-    camera_obj.location = target + Vector(back) * distance
+    camera_obj.location = target + back * distance
     # camera axes: x = right, y = up, z = back (it looks along -z)
-    camera_obj.rotation_euler = Matrix((right, up, back)).transposed().to_euler()
+    camera_obj.rotation_euler = Matrix((right[:], up[:], back[:])).transposed().to_euler()
     cam.clip_start = max(0.01, distance * 0.01)
     cam.clip_end = distance * 4 + 100.0
 
@@ -146,9 +138,7 @@ def world(network: str, theme: materials.Theme):
     if old is not None:
         bpy.data.worlds.remove(old)
     w = util.tag(bpy.data.worlds.new(f"{network} world"), network, "world")
-    if w.node_tree is None:
-        w.use_nodes = True
-    nt = w.node_tree
+    nt = compat.shader_tree(w)
     nt.nodes.clear()
     n, link = util.node, util.link
     coord = n(nt, "ShaderNodeTexCoord", -900, 0)
@@ -165,12 +155,12 @@ def world(network: str, theme: materials.Theme):
     centre, edge = theme.background
     materials.fill_ramp(ramp, [(0.0, centre), (0.7071, edge)])
     bg = n(nt, "ShaderNodeBackground", 50, 0)
-    link(nt, dist.outputs["Value"], ramp.inputs["Factor"])
+    link(nt, dist.outputs["Value"], compat.factor(ramp.inputs))
     # Camera rays see the gradient; everything else sees a flat fill of the edge colour (cheap,
     # and no screen-space colour leaks into reflections of swapped-in materials).
     path = n(nt, "ShaderNodeLightPath", -250, 250)
     fill = n(nt, "ShaderNodeMix", -50, 150, data_type="RGBA")
-    link(nt, path.outputs["Is Camera Ray"], fill.inputs["Factor"])
+    link(nt, path.outputs["Is Camera Ray"], compat.factor(fill.inputs))
     fill.inputs[6].default_value = materials.linear(edge)
     link(nt, ramp.outputs["Color"], fill.inputs[7])
     link(nt, fill.outputs[2], bg.inputs["Color"])
@@ -303,10 +293,20 @@ def layered_render(network: str, scene, transparent: bool = False) -> None:
 
 
 def remove_edge_layer(network: str, scene) -> None:
+    """Remove the network's edges view layer and the compositing that blends it in."""
     layer = scene.view_layers.get(EDGE_LAYER)
     if layer is not None and layer.get(util.TAG) == network and len(scene.view_layers) > 1:
         scene.view_layers.remove(layer)
         scene.render.use_single_layer = False
+    _drop_compositor(network, scene)
+
+
+def _drop_compositor(network: str, scene) -> None:
+    tree = compat.compositor(scene)
+    if tree is not None and tree.get(util.TAG) == network:
+        for key in (util.TAG, util.ROLE):  # 4.x: the scene's own tree stays; forget we used it
+            tree.pop(key, None)
+        compat.drop_compositor(scene)
 
 
 def single_layer_render(network: str, scene) -> None:
@@ -320,27 +320,51 @@ def single_layer_render(network: str, scene) -> None:
     edge_mat = util.find("materials", network, "edges_material")
     if edge_mat is not None:
         materials.set_edge_look(edge_mat, layered=False)
-    if hasattr(scene, "compositing_node_group"):
-        tree = scene.compositing_node_group
-        if tree is not None and tree.get(util.TAG) == network:
-            scene.compositing_node_group = None
-            bpy.data.node_groups.remove(tree)
-    elif scene.node_tree is not None:
-        scene.use_nodes = False
 
 
 def _compositor(network: str, scene, base_layer: str, edge_layer: str, transparent: bool):
-    if hasattr(scene, "compositing_node_group"):  # 5.0: compositing is a node group
-        old = scene.compositing_node_group
-        if old is not None and old.get(util.TAG) == network:
-            bpy.data.node_groups.remove(old)
-        tree = util.new_tree(f"{network} compositing", network, "compositor", "CompositorNodeTree")
-        util.add_socket(tree, "Image", "NodeSocketColor", in_out="OUTPUT")
-        scene.compositing_node_group = tree
-        _blend_nodes_5(tree, scene, base_layer, edge_layer, transparent)
-    else:  # 4.2 / 4.5: the scene's own compositing tree
-        scene.use_nodes = True
-        _blend_nodes_4(scene.node_tree, scene, base_layer, edge_layer, transparent)
+    """image = base x (1 - edge_alpha) + edges; with `transparent`, alpha likewise."""
+    _drop_compositor(network, scene)
+    tree = compat.new_compositor(scene, f"{network} compositing")
+    util.tag(tree, network, "compositor")
+    n, link = util.node, util.link
+    base = _render_layers(tree, scene, base_layer, -800, 200)
+    edges = _render_layers(tree, scene, edge_layer, -800, -200)
+    alpha = edges.outputs[materials.EDGE_ALPHA_AOV]
+    keep = compat.compositor_math(tree, "SUBTRACT", -500, 0)
+    keep.inputs[0].default_value = 1.0
+    link(tree, alpha, keep.inputs[1])
+    base_in, keep_in, dimmed = compat.compositor_mix(tree, "MULTIPLY", -300, 150)
+    link(tree, base.outputs["Image"], base_in)
+    link(tree, keep.outputs[0], keep_in)
+    dimmed_in, edges_in, result = compat.compositor_mix(tree, "ADD", -100, 100)
+    link(tree, dimmed, dimmed_in)
+    link(tree, edges.outputs["Image"], edges_in)
+    if transparent:
+        # alpha = base_alpha x (1 - a) + a, with a = max(edge_alpha, brightest edge channel)
+        split = n(tree, "CompositorNodeSeparateColor", -500, -300)
+        link(tree, edges.outputs["Image"], split.inputs[0])
+        m1 = compat.compositor_math(tree, "MAXIMUM", -300, -300)
+        link(tree, split.outputs["Red"], m1.inputs[0])
+        link(tree, split.outputs["Green"], m1.inputs[1])
+        m2 = compat.compositor_math(tree, "MAXIMUM", -150, -300)
+        link(tree, m1.outputs[0], m2.inputs[0])
+        link(tree, split.outputs["Blue"], m2.inputs[1])
+        m3 = compat.compositor_math(tree, "MAXIMUM", 0, -300, use_clamp=True)
+        link(tree, m2.outputs[0], m3.inputs[0])
+        link(tree, alpha, m3.inputs[1])
+        inv = compat.compositor_math(tree, "SUBTRACT", 150, -300)
+        inv.inputs[0].default_value = 1.0
+        link(tree, m3.outputs[0], inv.inputs[1])
+        mixed = compat.compositor_math(tree, "MULTIPLY_ADD", 300, -300)
+        link(tree, base.outputs["Alpha"], mixed.inputs[0])
+        link(tree, inv.outputs[0], mixed.inputs[1])
+        link(tree, m3.outputs[0], mixed.inputs[2])
+        set_alpha = compat.compositor_replace_alpha(tree, 450, 100)
+        link(tree, result, set_alpha.inputs["Image"])
+        link(tree, mixed.outputs[0], set_alpha.inputs["Alpha"])
+        result = set_alpha.outputs[0]
+    link(tree, result, compat.compositor_output(tree, 650, 100))
 
 
 def _render_layers(tree, scene, layer: str, x: float, y: float):
@@ -348,91 +372,6 @@ def _render_layers(tree, scene, layer: str, x: float, y: float):
     rl.scene = scene
     rl.layer = layer
     return rl
-
-
-def _blend_nodes_5(tree, scene, base_layer, edge_layer, transparent):
-    n, link = util.node, util.link
-    base = _render_layers(tree, scene, base_layer, -800, 200)
-    edges = _render_layers(tree, scene, edge_layer, -800, -200)
-    alpha = edges.outputs[materials.EDGE_ALPHA_AOV]
-    keep = n(tree, "ShaderNodeMath", -500, 0, operation="SUBTRACT")
-    keep.inputs[0].default_value = 1.0
-    link(tree, alpha, keep.inputs[1])
-    dim = n(tree, "ShaderNodeMix", -300, 150, data_type="RGBA", blend_type="MULTIPLY")
-    dim.inputs["Factor"].default_value = 1.0
-    link(tree, base.outputs["Image"], dim.inputs[6])
-    link(tree, keep.outputs[0], dim.inputs[7])
-    add = n(tree, "ShaderNodeMix", -100, 100, data_type="RGBA", blend_type="ADD")
-    add.inputs["Factor"].default_value = 1.0
-    link(tree, dim.outputs[2], add.inputs[6])
-    link(tree, edges.outputs["Image"], add.inputs[7])
-    result = add.outputs[2]
-    if transparent:
-        # alpha = base_alpha x (1 - a) + a, with a = max(edge_alpha, brightest edge channel)
-        split = n(tree, "CompositorNodeSeparateColor", -500, -300)
-        link(tree, edges.outputs["Image"], split.inputs[0])
-        m1 = n(tree, "ShaderNodeMath", -300, -300, operation="MAXIMUM")
-        link(tree, split.outputs["Red"], m1.inputs[0])
-        link(tree, split.outputs["Green"], m1.inputs[1])
-        m2 = n(tree, "ShaderNodeMath", -150, -300, operation="MAXIMUM")
-        link(tree, m1.outputs[0], m2.inputs[0])
-        link(tree, split.outputs["Blue"], m2.inputs[1])
-        m3 = n(tree, "ShaderNodeMath", 0, -300, operation="MAXIMUM", use_clamp=True)
-        link(tree, m2.outputs[0], m3.inputs[0])
-        link(tree, alpha, m3.inputs[1])
-        inv = n(tree, "ShaderNodeMath", 150, -300, operation="SUBTRACT")
-        inv.inputs[0].default_value = 1.0
-        link(tree, m3.outputs[0], inv.inputs[1])
-        mixed = n(tree, "ShaderNodeMath", 300, -300, operation="MULTIPLY_ADD")
-        link(tree, base.outputs["Alpha"], mixed.inputs[0])
-        link(tree, inv.outputs[0], mixed.inputs[1])
-        link(tree, m3.outputs[0], mixed.inputs[2])
-        set_alpha = n(tree, "CompositorNodeSetAlpha", 450, 100)
-        set_alpha.inputs["Type"].default_value = "Replace Alpha"
-        link(tree, result, set_alpha.inputs["Image"])
-        link(tree, mixed.outputs[0], set_alpha.inputs["Alpha"])
-        result = set_alpha.outputs[0]
-    out = n(tree, "NodeGroupOutput", 650, 100)
-    link(tree, result, out.inputs[0])
-
-
-def _blend_nodes_4(tree, scene, base_layer, edge_layer, transparent):  # pragma: no cover - 4.x
-    tree.nodes.clear()
-    n, link = util.node, util.link
-    base = _render_layers(tree, scene, base_layer, -800, 200)
-    edges = _render_layers(tree, scene, edge_layer, -800, -200)
-    alpha = edges.outputs[materials.EDGE_ALPHA_AOV]
-    keep = n(tree, "CompositorNodeMath", -500, 0, operation="SUBTRACT")
-    keep.inputs[0].default_value = 1.0
-    link(tree, alpha, keep.inputs[1])
-    dim = n(tree, "CompositorNodeMixRGB", -300, 150, blend_type="MULTIPLY", use_alpha=False)
-    dim.inputs[0].default_value = 1.0
-    link(tree, base.outputs["Image"], dim.inputs[1])
-    link(tree, keep.outputs[0], dim.inputs[2])
-    add = n(tree, "CompositorNodeMixRGB", -100, 100, blend_type="ADD", use_alpha=False)
-    add.inputs[0].default_value = 1.0
-    link(tree, dim.outputs[0], add.inputs[1])
-    link(tree, edges.outputs["Image"], add.inputs[2])
-    result = add.outputs[0]
-    if transparent:
-        lum = n(tree, "CompositorNodeRGBToBW", -500, -300)
-        link(tree, edges.outputs["Image"], lum.inputs[0])
-        m = n(tree, "CompositorNodeMath", -300, -300, operation="MAXIMUM", use_clamp=True)
-        link(tree, lum.outputs[0], m.inputs[0])
-        link(tree, alpha, m.inputs[1])
-        inv = n(tree, "CompositorNodeMath", -150, -300, operation="SUBTRACT")
-        inv.inputs[0].default_value = 1.0
-        link(tree, m.outputs[0], inv.inputs[1])
-        mixed = n(tree, "CompositorNodeMath", 0, -300, operation="MULTIPLY_ADD")
-        link(tree, base.outputs["Alpha"], mixed.inputs[0])
-        link(tree, inv.outputs[0], mixed.inputs[1])
-        link(tree, m.outputs[0], mixed.inputs[2])
-        set_alpha = n(tree, "CompositorNodeSetAlpha", 150, 100, mode="REPLACE_ALPHA")
-        link(tree, result, set_alpha.inputs["Image"])
-        link(tree, mixed.outputs[0], set_alpha.inputs["Alpha"])
-        result = set_alpha.outputs[0]
-    out = n(tree, "CompositorNodeComposite", 350, 100)
-    link(tree, result, out.inputs["Image"])
 
 
 # --- everything at once -----------------------------------------------------------------------

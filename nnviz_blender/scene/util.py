@@ -7,7 +7,11 @@ data-block type. Nothing here keeps a bpy reference between calls.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import bpy
+
+from . import compat
 
 TAG = "nnviz_network"
 ROLE = "nnviz_role"
@@ -103,7 +107,10 @@ def unique_name(blocks, base: str) -> str:
 # --- node trees --------------------------------------------------------------------------------
 
 
-def new_tree(name: str, network: str, role: str, kind: str = "GeometryNodeTree"):
+TreeType = Literal["GeometryNodeTree", "ShaderNodeTree", "CompositorNodeTree"]
+
+
+def new_tree(name: str, network: str, role: str, kind: TreeType = "GeometryNodeTree"):
     tree = bpy.data.node_groups.new(name, kind)
     tag(tree, network, role)
     return tree
@@ -150,15 +157,9 @@ def link(tree, from_socket, to_socket) -> None:
 
 
 def new_material(name: str, network: str, role: str):
-    """A material with an empty node tree, on every supported Blender version.
-
-    4.2 / 4.5 create materials with `node_tree` None until `use_nodes` is set; 5.0 creates the
-    tree and deprecates `use_nodes`.
-    """
+    """A material with an empty node tree (on every supported Blender: see compat.shader_tree)."""
     mat = bpy.data.materials.new(name)
-    if mat.node_tree is None:
-        mat.use_nodes = True
-    mat.node_tree.nodes.clear()
+    compat.shader_tree(mat).nodes.clear()
     # Emission here is colour, not lighting: keep Cycles from turning 9k instanced cubes into
     # lights (a light tree build per render and no benefit, as nothing is lit by them).
     cycles = getattr(mat, "cycles", None)

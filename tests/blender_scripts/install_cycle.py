@@ -8,8 +8,12 @@ Prints one JSON line of findings; the test asserts on it.
 import json
 import sys
 
-import bpy
-import numpy as np
+from bpy_exit import release_bpy_at_exit
+
+release_bpy_at_exit()  # before importing bpy (see there)
+
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
 
 ZIP = sys.argv[1]
 MODULE = "bl_ext.user_default.nnviz_blender"
