@@ -48,13 +48,6 @@ _messages: list[str] = []  # why sessions stopped, for the UI to report once
 # --- the canvas -----------------------------------------------------------------------------
 
 
-def network_collection(network: str):
-    coll = util.find("collections", network, "collection")
-    if coll is None:
-        raise LiveError(f"no network named {network!r} in this file")
-    return coll
-
-
 def canvas_image(network: str):
     return util.find("images", network, "canvas_image")
 
@@ -107,7 +100,7 @@ def _canvas_place(network: str) -> tuple[tuple[float, float, float], float]:
 
 def ensure_canvas(network: str, size: int = CANVAS_SIZE) -> str:
     """The network's canvas image (created black, on a plane beside the network); its name."""
-    coll = network_collection(network)
+    coll = util.collection(network)
     image = canvas_image(network)
     if image is not None:
         return image.name
@@ -164,7 +157,7 @@ def paint_image(network: str, gray: np.ndarray) -> None:
 
 def network_model(network: str) -> Model:
     """The model a network was built from (loaded once per file version, then cached)."""
-    path = bpy.path.abspath(network_collection(network).get("nnviz_model", ""))
+    path = bpy.path.abspath(util.collection(network).get("nnviz_model", ""))
     if not path:
         raise LiveError(f"network {network!r} does not record its model file; build it again")
     try:
@@ -192,7 +185,7 @@ def show_canvas(network: str, model: Model, pixels: np.ndarray, size: tuple[int,
     scene_network.apply_activations(network, model, acts)
     probs = acts[-1].reshape(-1)
     order = np.argsort(-probs, kind="stable")[:3]
-    coll = network_collection(network)
+    coll = util.collection(network)
     coll["nnviz_prediction"] = json.dumps([(model.labels[i], float(probs[i])) for i in order])
     _inputs[network] = x
     return acts

@@ -612,3 +612,17 @@ def test_panel_draws_every_state(addon, cnn, graph):
     log = draw()
     assert ("operator", "nnviz.remove_bake") in log and ("prop", "inputs") in log
     assert any(t == "label" and text.startswith("Baked: 1 states") for t, text in log)
+
+
+def test_remove_network_leaves_no_orphan_data(cnn, graph):
+    """An animated network (bake + camera move) removed: bpy.data counts are as before."""
+    kinds = sorted(set(util.DATA_KINDS) | {"actions", "meshes", "objects", "node_groups"})
+    before = {k: len(getattr(bpy.data, k)) for k in kinds}
+    name = build(cnn)
+    _, kv = digits_values(cnn, graph, [0, 1])
+    bake.bake(name, graph, kv, sched.sequence(2))
+    stage.setup(name, engine="workbench", resolution=(320, 180))
+    camera.animate(name, "orbit", 1, 48)
+    assert len([a for a in bpy.data.actions if a.get(util.TAG) == name]) == 2
+    network.remove_network(name)
+    assert {k: len(getattr(bpy.data, k)) for k in kinds} == before

@@ -64,9 +64,7 @@ def clear(network: str) -> None:
 def show(network: str, src: np.ndarray, dst: np.ndarray, signal: np.ndarray, radius: float) -> str:
     """Replace the highlight with curves src -> dst; `signal` in [-1, 1] colours each one."""
     clear(network)
-    coll = util.find("collections", network, "collection")
-    if coll is None:
-        raise ValueError(f"no network named {network!r}")
+    coll = util.collection(network)
     positions = node_positions(network)
     m = len(src)
     curves = util.tag(bpy.data.hair_curves.new(f"{network} highlight"), network, ROLE)

@@ -30,27 +30,20 @@ UPRIGHT = (math.radians(90), 0.0, 0.0)  # text and strips face the front camera 
 PITCH = 0.1
 
 
-def _collection(network: str):
-    coll = util.find("collections", network, "collection")
-    if coll is None:
-        raise ValueError(f"no network named {network!r} in this file")
-    return coll
-
-
 def _figure_collection(network: str):
     fig = util.find("collections", network, "figure_collection")
     if fig is None:
         fig = util.tag(bpy.data.collections.new(f"{network} figure"), network, "figure_collection")
-        _collection(network).children.link(fig)
+        util.collection(network).children.link(fig)
     return fig
 
 
 def _theme(network: str) -> materials.Theme:
-    return materials.get_theme(str(_collection(network).get("nnviz_theme", "dark")))
+    return materials.get_theme(str(util.collection(network).get("nnviz_theme", "dark")))
 
 
 def _stages(network: str) -> list[dict]:
-    return json.loads(_collection(network)["nnviz_stages"])
+    return json.loads(util.collection(network)["nnviz_stages"])
 
 
 def _positions(network: str) -> np.ndarray:
@@ -216,7 +209,7 @@ def _track_material(network: str, theme: materials.Theme):
 
 def probability_bars(network: str, height: float | None = None) -> list[str]:
     """Bars of the output probabilities beside the output layer, with the class names."""
-    coll = _collection(network)
+    coll = util.collection(network)
     stages = _stages(network)
     out = stages[-1]
     labels = json.loads(coll.get("nnviz_labels", "[]"))
@@ -329,7 +322,7 @@ def _node_value_kind(network: str) -> str:
 
 def color_legend(network: str) -> list[str]:
     """The node colour ramp with its meaning and the edge colours, under the network's right."""
-    coll = _collection(network)
+    coll = util.collection(network)
     theme = _theme(network)
     fig = _figure_collection(network)
     pos = _positions(network)

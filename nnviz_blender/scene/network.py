@@ -23,13 +23,10 @@ from . import edges as scene_edges
 from . import labels as scene_labels
 from . import materials, util
 from . import nodes as scene_nodes
+from .util import NetworkError
 
 LAYOUTS = ("3d", "flat")
 NORMALISE = ("map", "stage", "global")
-
-
-class NetworkError(ValueError):
-    """A request that cannot be built (bad option, unknown network); the message is for users."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +131,7 @@ def _cache(network: str) -> _Cache:
     cached = _CACHE.get(network)
     if cached is not None:
         return cached
-    coll = _collection(network)
+    coll = util.collection(network)
     graph = _light_graph(coll["nnviz_stages"])
     n = graph.node_count
     cached = _Cache(
@@ -146,13 +143,6 @@ def _cache(network: str) -> _Cache:
     )
     _CACHE[network] = cached
     return cached
-
-
-def _collection(network: str):
-    coll = util.find("collections", network, "collection")
-    if coll is None:
-        raise NetworkError(f"no network named {network!r} in this file")
-    return coll
 
 
 # --- values -----------------------------------------------------------------------------------

@@ -406,9 +406,7 @@ def setup(
 ) -> str:
     """Camera, world, light and render settings for a network; returns the camera's name."""
     scene = scene or bpy.context.scene
-    coll = util.find("collections", network, "collection")
-    if coll is None:
-        raise ValueError(f"no network named {network!r}")
+    coll = util.collection(network)
     layout = layout or str(coll.get("nnviz_layout", "3d"))
     th = materials.get_theme(theme or str(coll.get("nnviz_theme", "dark")))
     points = scene_points(network)

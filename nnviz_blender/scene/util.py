@@ -30,6 +30,7 @@ DATA_KINDS = (
     "worlds",
     "images",
     "texts",
+    "actions",
     "fonts",
 )
 
@@ -59,6 +60,18 @@ def owned(network: str) -> list[tuple[str, object]]:
             if block.get(TAG) == network:
                 found.append((kind, block))
     return found
+
+
+class NetworkError(ValueError):
+    """A request that cannot be built (bad option, unknown network); the message is for users."""
+
+
+def collection(network: str):
+    """The network's own collection (raises NetworkError when the file has no such network)."""
+    coll = find("collections", network, "collection")
+    if coll is None:
+        raise NetworkError(f"no network named {network!r} in this file")
+    return coll
 
 
 def find(kind: str, network: str, role: str):

@@ -15,20 +15,13 @@ from . import attributes, util
 from . import edges as scene_edges
 
 
-def _collection(network: str):
-    coll = util.find("collections", network, "collection")
-    if coll is None:
-        raise ValueError(f"no network named {network!r} in this file")
-    return coll
-
-
 def hidden_stages(network: str) -> list[int]:
-    return [int(s) for s in json.loads(_collection(network).get("nnviz_hidden", "[]"))]
+    return [int(s) for s in json.loads(util.collection(network).get("nnviz_hidden", "[]"))]
 
 
 def set_hidden_stages(network: str, stages) -> list[int]:
     """Hide exactly `stages` (indices into the graph's stages); returns them sorted."""
-    coll = _collection(network)
+    coll = util.collection(network)
     nodes = util.find("objects", network, "nodes")
     if nodes is None:
         raise ValueError(f"network {network!r} has no nodes object (was it deleted?)")
