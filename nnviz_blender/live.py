@@ -53,21 +53,8 @@ def canvas_image(network: str):
 
 
 def _canvas_mesh(name: str, network: str, half: float):
-    mesh = util.tag(bpy.data.meshes.new(name), network, "canvas_mesh")
-    co = np.array(
-        [[-half, 0, -half], [half, 0, -half], [half, 0, half], [-half, 0, half]], np.float32
-    )
-    mesh.vertices.add(4)
-    mesh.vertices.foreach_set("co", co.ravel())
-    mesh.loops.add(4)
-    mesh.loops.foreach_set("vertex_index", np.arange(4, dtype=np.int32))
-    mesh.polygons.add(1)
-    mesh.polygons.foreach_set("loop_start", np.zeros(1, np.int32))
-    mesh.polygons.foreach_set("loop_total", np.full(1, 4, np.int32))
-    uv = mesh.uv_layers.new(name="UVMap")
-    uv.data.foreach_set("uv", np.array([0, 0, 1, 0, 1, 1, 0, 1], np.float32))
-    mesh.update()
-    return mesh
+    corners = [[-half, 0, -half], [half, 0, -half], [half, 0, half], [-half, 0, half]]
+    return util.quad_mesh(name, network, "canvas_mesh", corners)
 
 
 def _canvas_material(network: str, image):

@@ -434,7 +434,7 @@ def test_compositing_layers(cnn):
     assert any(o.get(util.ROLE) == "stage 0" for o in fig.objects)  # labels gathered
     edges_layer = scene.view_layers["NNViz Edges"]
     nodes_coll = util.find("collections", name, "nodes_collection")
-    lc = passes._layer_collection(edges_layer.layer_collection, nodes_coll)
+    lc = util.layer_collection(edges_layer.layer_collection, nodes_coll)
     assert lc.holdout and not lc.exclude
     passes.remove_layers(name, scene)
     assert len(scene.view_layers) == 1

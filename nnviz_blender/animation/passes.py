@@ -32,16 +32,6 @@ def _figure_collection(network: str):
     return fig
 
 
-def _layer_collection(layer_coll, collection):
-    if layer_coll.collection == collection:
-        return layer_coll
-    for child in layer_coll.children:
-        found = _layer_collection(child, collection)
-        if found is not None:
-            return found
-    return None
-
-
 def gather_labels(network: str) -> int:
     """Move the network's text objects out of the nodes collection into the figure collection."""
     nodes_coll = util.find("collections", network, "nodes_collection")
@@ -82,7 +72,7 @@ def split_layers(network: str, scene=None) -> list[str]:
         for other, part in parts.items():
             if part is None:
                 continue
-            lc = _layer_collection(layer.layer_collection, part)
+            lc = util.layer_collection(layer.layer_collection, part)
             # the nodes hide what is behind them in every layer; the rest stays out
             lc.exclude = other not in (name, "NNViz Nodes")
             lc.holdout = other != name

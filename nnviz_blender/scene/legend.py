@@ -291,18 +291,8 @@ def _ramp_material(network: str, role: str, source_ramp, theme: materials.Theme)
 
 def _strip(network, coll, role, location, width, height, mat):
     """A flat rectangle from `location` (its left-bottom corner) with UVs 0..1, facing -y."""
-    mesh = util.tag(bpy.data.meshes.new(f"{network} {role}"), network, role)
-    co = np.array([[0, 0, 0], [width, 0, 0], [width, 0, height], [0, 0, height]], np.float32)
-    mesh.vertices.add(4)
-    mesh.vertices.foreach_set("co", co.reshape(-1))
-    mesh.loops.add(4)
-    mesh.loops.foreach_set("vertex_index", np.array([0, 1, 2, 3], np.int32))
-    mesh.polygons.add(1)
-    mesh.polygons.foreach_set("loop_start", np.zeros(1, np.int32))
-    mesh.polygons.foreach_set("loop_total", np.full(1, 4, np.int32))
-    uv = mesh.uv_layers.new(name="UVMap")
-    uv.data.foreach_set("uv", np.array([0, 0, 1, 0, 1, 1, 0, 1], np.float32))
-    mesh.update()
+    corners = [[0, 0, 0], [width, 0, 0], [width, 0, height], [0, 0, height]]
+    mesh = util.quad_mesh(f"{network} {role}", network, role, corners)
     mesh.materials.append(mat)
     obj = util.tag(bpy.data.objects.new(f"{network} {role}", mesh), network, role)
     obj.location = tuple(float(v) for v in location)

@@ -246,16 +246,6 @@ def configure_render(
 EDGE_LAYER = "NNViz Edges"
 
 
-def _layer_collection(layer_coll, collection):
-    if layer_coll.collection == collection:
-        return layer_coll
-    for child in layer_coll.children:
-        found = _layer_collection(child, collection)
-        if found is not None:
-            return found
-    return None
-
-
 def layered_render(network: str, scene, transparent: bool = False) -> None:
     """Render the edges in a view layer of their own and blend them in the compositor.
 
@@ -275,11 +265,11 @@ def layered_render(network: str, scene, transparent: bool = False) -> None:
     base = scene.view_layers[0]
     layer = scene.view_layers.get(EDGE_LAYER) or scene.view_layers.new(EDGE_LAYER)
     layer[util.TAG] = network
-    _layer_collection(base.layer_collection, edges_coll).exclude = True
+    util.layer_collection(base.layer_collection, edges_coll).exclude = True
     for child in layer.layer_collection.children:
         if child.collection.get(util.TAG) != network:
             child.exclude = True  # the user's other collections stay out of the edges layer
-    _layer_collection(layer.layer_collection, nodes_coll).holdout = True
+    util.layer_collection(layer.layer_collection, nodes_coll).holdout = True
     layer.use_sky = False
     if materials.EDGE_ALPHA_AOV not in layer.aovs:
         aov = layer.aovs.add()
@@ -314,7 +304,7 @@ def single_layer_render(network: str, scene) -> None:
     remove_edge_layer(network, scene)
     edges_coll = util.find("collections", network, "edges_collection")
     if edges_coll is not None:
-        lc = _layer_collection(scene.view_layers[0].layer_collection, edges_coll)
+        lc = util.layer_collection(scene.view_layers[0].layer_collection, edges_coll)
         if lc is not None:
             lc.exclude = False
     edge_mat = util.find("materials", network, "edges_material")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import bpy
+import numpy as np
 
 from . import compat
 
@@ -105,6 +106,33 @@ def adopt_new(kind: str, before: set[str], network: str) -> None:
     for block in getattr(bpy.data, kind):
         if block.name not in before and block.get(TAG) is None:
             tag(block, network, "shared")
+
+
+def layer_collection(layer_coll, collection):
+    """The LayerCollection of `collection` under `layer_coll` (depth first), or None."""
+    if layer_coll.collection == collection:
+        return layer_coll
+    for child in layer_coll.children:
+        found = layer_collection(child, collection)
+        if found is not None:
+            return found
+    return None
+
+
+def quad_mesh(name: str, network: str, role: str, corners) -> bpy.types.Mesh:
+    """A one-face mesh through 4 corners (counter-clockwise) with UVs 0..1, tagged."""
+    mesh = tag(bpy.data.meshes.new(name), network, role)
+    mesh.vertices.add(4)
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(corners, np.float32).reshape(-1))
+    mesh.loops.add(4)
+    mesh.loops.foreach_set("vertex_index", np.arange(4, dtype=np.int32))
+    mesh.polygons.add(1)
+    mesh.polygons.foreach_set("loop_start", np.zeros(1, np.int32))
+    mesh.polygons.foreach_set("loop_total", np.full(1, 4, np.int32))
+    uv = mesh.uv_layers.new(name="UVMap")
+    uv.data.foreach_set("uv", np.array([0, 0, 1, 0, 1, 1, 0, 1], np.float32))
+    mesh.update()
+    return mesh
 
 
 def unique_name(blocks, base: str) -> str:
