@@ -362,9 +362,15 @@ def test_recording_is_saved_with_the_file(cnn, tmp_path):
 
 def test_camera_orbit_and_dolly(cnn):
     name = build(cnn)
+    legend.add(name)
     stage.setup(name, engine="workbench", resolution=(320, 180))
     scene = bpy.context.scene
+    title = util.find("objects", name, "legend title")
+    scene.frame_set(1)
+    title_home = np.array(title.matrix_world)
     camera.animate(name, "orbit", 1, 48)
+    scene.frame_set(1)
+    np.testing.assert_allclose(np.array(title.matrix_world), title_home, atol=1e-5)
     cam = scene.camera
     pivot = util.find("objects", name, "camera_pivot")
     spots = []
@@ -377,8 +383,16 @@ def test_camera_orbit_and_dolly(cnn):
     assert np.allclose(spots[0], spots[3], atol=1e-4)  # frame end + 1 closes the loop
     opposite = (spots[0] + spots[2])[:2] / 2  # half a turn: the other side of the pivot
     assert np.allclose(opposite, np.array(pivot.location)[:2], atol=1e-3)
+    scene.frame_set(25)  # half-way round, the legend keeps its place in the camera's view
+    to_cam = np.array(cam.matrix_world.inverted() @ title.matrix_world)
+    scene.frame_set(1)
+    np.testing.assert_allclose(
+        np.array(cam.matrix_world.inverted() @ title.matrix_world), to_cam, atol=1e-4
+    )
     camera.animate(name, "dolly", 1, 48)
     assert util.find("objects", name, "camera_pivot") is None and cam.parent is None
+    assert title.parent is None
+    np.testing.assert_allclose(np.array(title.matrix_world), title_home, atol=1e-5)
     scene.frame_set(1)
     near0 = np.array(cam.matrix_world.translation)
     scene.frame_set(48)

@@ -85,8 +85,26 @@ def fit(cam, points: np.ndarray, scene, margin: float = 1.05) -> None:
         data.shift_y += float(centre[1] - 0.5) * h / big
 
 
+HUD_ROLES = ("legend", "bar")  # colour legend and probability bars: they turn with the camera
+
+
+def _hud_objects(network: str) -> list:
+    return [
+        o
+        for o in bpy.data.objects
+        if o.get(util.TAG) == network and str(o.get(util.ROLE, "")).startswith(HUD_ROLES)
+    ]
+
+
 def clear(network: str) -> None:
-    """Remove a previous move: the pivot, the camera's parent and its keyframes."""
+    """Remove a previous move: the pivot, the camera's parent and its keyframes.
+
+    Objects that rode on the pivot (legend, bars) fall back to their own transform, which is
+    where they stood before the orbit (the parent inverse cancelled the pivot at angle 0).
+    """
+    for obj in _hud_objects(network):
+        if obj.parent is not None and obj.parent.get(util.ROLE) == "camera_pivot":
+            obj.parent = None
     cam = util.find("objects", network, "camera")
     if cam is not None:
         world = cam.matrix_world.copy()
@@ -182,8 +200,11 @@ def _orbit(scene, network, coll, cam, points, style, view, aspect, start, end, t
     coll.objects.link(pivot)
     # parent x inverse = identity at angle 0: the camera keeps its framed transform as it is
     # (no matrix_world round trip: the new pivot's matrix_world is not evaluated yet)
-    cam.parent = pivot
-    cam.matrix_parent_inverse = Matrix.Translation(pivot.location).inverted()
+    # The legend and the probability bars ride along too: an overlay that always faces the
+    # camera instead of text seen mirrored from behind half-way round.
+    for obj in [cam, *_hud_objects(network)]:
+        obj.parent = pivot
+        obj.matrix_parent_inverse = Matrix.Translation(pivot.location).inverted()
 
     def set_angle(v):
         pivot.rotation_euler[2] = v
