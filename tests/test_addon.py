@@ -230,3 +230,40 @@ def test_layer_visibility_toggles():
     assert visibility.hidden_stages(name) == []
     assert len(network.read_glow(name)) == total
     assert not util.find("objects", name, "stage 1").hide_render
+
+
+def test_panels_draw_every_state():
+    from panel_stub import draw_panel
+
+    from nnviz_blender.ui.panel import (
+        NNVIZ_PT_inspect,
+        NNVIZ_PT_layers,
+        NNVIZ_PT_live,
+        NNVIZ_PT_network,
+    )
+
+    ctx = bpy.context
+    assert ("operator", "nnviz.build") in draw_panel(NNVIZ_PT_network, ctx)
+    for panel in (NNVIZ_PT_live, NNVIZ_PT_inspect, NNVIZ_PT_layers):
+        assert ("label", "Build a network first") in draw_panel(panel, ctx)
+    name = build("cnn", "none")
+    assert ("operator", "nnviz.live_start") in draw_panel(NNVIZ_PT_live, ctx)
+    bpy.ops.nnviz.live_start()
+    live.paint_image(name, sample_digit(6))
+    live.tick()
+    log = draw_panel(NNVIZ_PT_live, ctx)
+    assert ("operator", "nnviz.live_stop") in log
+    assert any(kind == "label" and text.startswith("Prediction: 6") for kind, text in log)
+    s = bpy.context.scene.nnviz
+    s.inspect_stage, s.inspect_index = 3, 57
+    bpy.ops.nnviz.inspect(source="INDEX")
+    log = draw_panel(NNVIZ_PT_inspect, ctx)
+    assert any(kind == "label" and text.startswith("conv2 [57]") for kind, text in log)
+    assert len([value for kind, value in log if kind == "icon"]) == 2  # patch and filter
+    from nnviz_blender.ui import state
+
+    patch = state._previews[f"{name}/patch"]  # 6 input maps of 5x5 side by side, 8x scale
+    assert tuple(patch.image_size) == ((6 * 5 + 5) * 8, 5 * 8)
+    assert max(patch.image_pixels_float) > 0.5
+    layers = [text for kind, text in draw_panel(NNVIZ_PT_layers, ctx) if kind == "operator"]
+    assert len(layers) == 8

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import MODELS
+from panel_stub import draw_panel
 
 bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
@@ -574,44 +575,11 @@ def test_operators_record_bake_and_render(addon, cnn, graph, tmp_path):
     assert bake.info(name) is None
 
 
-class _Layout:
-    """Stands in for UILayout: checks every property and operator the panel names exists."""
-
-    def __init__(self, log):
-        self.log = log
-        self.scale_y = 1.0
-        self.enabled = True
-        self.use_property_split = self.use_property_decorate = False
-
-    def _child(self, *_args, **_kw):
-        return _Layout(self.log)
-
-    box = row = column = _child
-
-    def label(self, text="", icon="NONE"):
-        self.log.append(("label", text))
-
-    def prop(self, data, name, **_kw):
-        assert name in data.bl_rna.properties, name
-        self.log.append(("prop", name))
-
-    def operator(self, idname, **_kw):
-        group, _, op = idname.partition(".")
-        assert hasattr(getattr(bpy.ops, group), op), idname
-        self.log.append(("operator", idname))
-        return type("Props", (), {})()
-
-
 def test_panel_draws_every_state(addon, cnn, graph):
-    from types import SimpleNamespace
-
     from nnviz_blender.ui.anim_panel import NNVIZ_PT_animation
 
     def draw():
-        log = []
-        panel = SimpleNamespace(layout=_Layout(log))
-        NNVIZ_PT_animation.draw(panel, bpy.context)
-        return log
+        return draw_panel(NNVIZ_PT_animation, bpy.context)
 
     assert ("label", "Build a network first") in draw()
     name = network.build_network(cnn, "cnn", edges="none")
