@@ -307,7 +307,15 @@ def _highlight(name: str, graph, edges: np.ndarray, values: np.ndarray) -> None:
 
 
 def _enter_paint_mode(context, name: str) -> None:
-    """Make the canvas the active object and switch to Texture Paint: ready to draw."""
+    """Make the canvas the active object and switch to Texture Paint: ready to draw.
+
+    Solid shading shows neither the activation colours nor the glow (they come from
+    attribute-driven materials), so 3D viewports in Solid mode switch to Material Preview.
+    """
+    screen = getattr(context, "screen", None)
+    for area in screen.areas if screen is not None else ():
+        if area.type == "VIEW_3D" and area.spaces.active.shading.type == "SOLID":
+            area.spaces.active.shading.type = "MATERIAL"
     canvas = util.find("objects", name, "canvas")
     if canvas is None or context.view_layer is None:
         return
