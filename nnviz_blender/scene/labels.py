@@ -8,8 +8,6 @@ writes node activations only).
 
 from __future__ import annotations
 
-import math
-
 import bpy
 import numpy as np
 
@@ -90,20 +88,6 @@ def class_material(network: str, theme: materials.Theme):
     return mat
 
 
-def _text(network: str, collection, role: str, body: str, location, size: float, rotation, mat):
-    curve = util.tag(bpy.data.curves.new(f"{network} {role}", "FONT"), network, role)
-    curve.body = body
-    curve.size = size
-    curve.align_x = "CENTER"
-    curve.align_y = "CENTER"
-    curve.materials.append(mat)
-    obj = util.tag(bpy.data.objects.new(f"{network} {role}", curve), network, role)
-    obj.location = tuple(float(v) for v in location)
-    obj.rotation_euler = rotation
-    collection.objects.link(obj)
-    return obj
-
-
 def build(
     network: str,
     collection,
@@ -117,15 +101,13 @@ def build(
     pitch: float = 0.1,
 ) -> list[str]:
     """Class labels over the output nodes and stage names at the left of each stage."""
-    upright = (math.radians(90), 0.0, 0.0)  # text faces the front camera (-y)
-    fonts_before = {f.name for f in bpy.data.fonts}
     names = []
     out_stage = graph.stages[-1]
     mat = class_material(network, theme)
     tree = _label_tree(network)
     for i, at in enumerate(label_positions):
         label = class_names[i] if i < len(class_names) else str(i)
-        obj = _text(network, collection, f"label {i}", label, at, 1.6 * pitch, upright, mat)
+        obj = util.text_object(network, collection, f"label {i}", label, at, 1.6 * pitch, mat)
         mod = obj.modifiers.new(MODIFIER, "NODES")
         mod.node_group = tree
         util.set_modifier_input(mod, "Nodes", bpy.data.objects[nodes_object])
@@ -140,10 +122,8 @@ def build(
         at = np.array([lo[0] - 2.5 * pitch, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
         if style == "3d":
             at[1] = lo[1]  # front edge of the plane
-        obj = _text(
-            network, collection, f"stage {k}", stage.name, at, 2.5 * pitch, upright, name_mat
+        obj = util.text_object(
+            network, collection, f"stage {k}", stage.name, at, 2.5 * pitch, name_mat, "RIGHT"
         )
-        obj.data.align_x = "RIGHT"
         names.append(obj.name)
-    util.adopt_new("fonts", fonts_before, network)  # the built-in font, if we loaded it
     return names

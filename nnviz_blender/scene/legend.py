@@ -18,7 +18,6 @@ is tagged with the network, so removing the network removes it.
 from __future__ import annotations
 
 import json
-import math
 
 import bpy
 import numpy as np
@@ -26,7 +25,6 @@ import numpy as np
 from . import compat, materials, util
 
 BARS_MODIFIER = "NNViz Bars"
-UPRIGHT = (math.radians(90), 0.0, 0.0)  # text and strips face the front camera (-y)
 PITCH = 0.1
 
 
@@ -55,22 +53,6 @@ def _positions(network: str) -> np.ndarray:
     return co.reshape(-1, 3)
 
 
-def _text(network, coll, role, body, location, size, mat, align_x="CENTER", align_y="CENTER"):
-    fonts_before = {f.name for f in bpy.data.fonts}
-    curve = util.tag(bpy.data.curves.new(f"{network} {role}", "FONT"), network, role)
-    curve.body = body
-    curve.size = size
-    curve.align_x = align_x
-    curve.align_y = align_y
-    curve.materials.append(mat)
-    obj = util.tag(bpy.data.objects.new(f"{network} {role}", curve), network, role)
-    obj.location = tuple(float(v) for v in location)
-    obj.rotation_euler = UPRIGHT
-    coll.objects.link(obj)
-    util.adopt_new("fonts", fonts_before, network)
-    return obj
-
-
 def _text_material(network: str, role: str, theme: materials.Theme, color=None):
     mat = util.find("materials", network, role)
     return mat or materials.label_material(network, theme, role, color or theme.text)
@@ -97,7 +79,7 @@ def layer_sizes(network: str) -> list[str]:
         size = label.data.size * 0.75
         at = label.location.copy()
         at.z -= label.data.size * 1.05
-        obj = _text(
+        obj = util.text_object(
             network,
             fig,
             f"size {k}",
@@ -251,10 +233,12 @@ def probability_bars(network: str, height: float | None = None) -> list[str]:
     for i in range(n_out):
         body = labels[i] if i < len(labels) else str(i)
         at = (co[i, 0], y0, z0 - 0.75 * size)
-        names.append(_text(network, fig, f"bar label {i}", body, at, size, mat).name)
+        names.append(util.text_object(network, fig, f"bar label {i}", body, at, size, mat).name)
     title = (x0 - 0.35 * gap, y0, z0 + height + 0.9 * size)
     names.append(
-        _text(network, fig, "bars title", "probability", title, size, mat, align_x="LEFT").name
+        util.text_object(
+            network, fig, "bars title", "probability", title, size, mat, align_x="LEFT"
+        ).name
     )
     return names
 
@@ -343,9 +327,13 @@ def color_legend(network: str) -> list[str]:
     for frac, body in zip((0.0, 0.5, 1.0), ends, strict=True):
         if body:
             at = (x0 + frac * width, y0, below)
-            names.append(_text(network, fig, f"legend end {frac:g}", body, at, size, text).name)
+            names.append(
+                util.text_object(network, fig, f"legend end {frac:g}", body, at, size, text).name
+            )
     at = (x0 + width, y0, z0 + bar_h + 0.9 * size)
-    names.append(_text(network, fig, "legend title", title, at, size, text, align_x="RIGHT").name)
+    names.append(
+        util.text_object(network, fig, "legend title", title, at, size, text, align_x="RIGHT").name
+    )
 
     if util.find("objects", network, "edges") is not None:
         z = z0 + bar_h + 2.6 * size
@@ -363,13 +351,13 @@ def color_legend(network: str) -> list[str]:
             names.append(strip.name)
             at = (x0 + width, y0, zi + bar_h * 0.17)
             names.append(
-                _text(
+                util.text_object(
                     network, fig, f"legend edge text {i}", body, at, size, text, align_x="RIGHT"
                 ).name
             )
         at = (x0 + width, y0, z + 3.0 * size)
         names.append(
-            _text(
+            util.text_object(
                 network, fig, "legend edges title", "connections", at, size, text, align_x="RIGHT"
             ).name
         )

@@ -108,6 +108,27 @@ def adopt_new(kind: str, before: set[str], network: str) -> None:
             tag(block, network, "shared")
 
 
+UPRIGHT = (1.5707963267948966, 0.0, 0.0)  # text and strips face the front camera (-y)
+
+
+def text_object(network, collection, role, body, location, size, mat, align_x="CENTER"):
+    """An upright text object (tagged), centred vertically; tags Blender's built-in font if
+    this call loaded it, so removing the network leaves no orphan font."""
+    fonts_before = {f.name for f in bpy.data.fonts}
+    curve = tag(bpy.data.curves.new(f"{network} {role}", "FONT"), network, role)
+    curve.body = body
+    curve.size = size
+    curve.align_x = align_x
+    curve.align_y = "CENTER"
+    curve.materials.append(mat)
+    obj = tag(bpy.data.objects.new(f"{network} {role}", curve), network, role)
+    obj.location = tuple(float(v) for v in location)
+    obj.rotation_euler = UPRIGHT
+    collection.objects.link(obj)
+    adopt_new("fonts", fonts_before, network)
+    return obj
+
+
 def layer_collection(layer_coll, collection):
     """The LayerCollection of `collection` under `layer_coll` (depth first), or None."""
     if layer_coll.collection == collection:

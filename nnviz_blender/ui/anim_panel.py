@@ -19,9 +19,8 @@ class NNVIZ_PT_animation(_Panel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         s = context.scene.nnviz_anim
-        name = _network(context)
+        name = _network(layout, context)
         if name is None:
-            layout.label(text="Build a network first", icon="INFO")
             return
 
         box = layout.box()

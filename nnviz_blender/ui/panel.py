@@ -10,14 +10,18 @@ from .. import live
 from ..scene import network as scene_network
 from ..scene import util, visibility
 from . import state
+from .ops import target_network
 
 
-def _network(context) -> str | None:
-    names = scene_network.list_networks()
-    chosen = context.scene.nnviz.network
-    if chosen in names:
-        return chosen
-    return names[0] if len(names) == 1 else None
+def _network(layout, context) -> str | None:
+    """The network the panels act on (as the operators choose it), or None with a hint drawn."""
+    try:
+        return target_network(context)
+    except live.LiveError:
+        several = len(scene_network.list_networks()) > 1
+        hint = "Choose a network in the Network panel" if several else "Build a network first"
+        layout.label(text=hint, icon="INFO")
+        return None
 
 
 class _Panel:
@@ -63,9 +67,8 @@ class NNVIZ_PT_live(_Panel, bpy.types.Panel):
     def draw(self, context):
         s = context.scene.nnviz
         layout = self.layout
-        name = _network(context)
+        name = _network(layout, context)
         if name is None:
-            layout.label(text="Build a network first", icon="INFO")
             return
         row = layout.row(align=True)
         row.scale_y = 1.3
@@ -99,9 +102,8 @@ class NNVIZ_PT_inspect(_Panel, bpy.types.Panel):
     def draw(self, context):
         s = context.scene.nnviz
         layout = self.layout
-        name = _network(context)
+        name = _network(layout, context)
         if name is None:
-            layout.label(text="Build a network first", icon="INFO")
             return
         row = layout.row(align=True)
         row.prop(s, "inspect_stage")
@@ -143,9 +145,8 @@ class NNVIZ_PT_layers(_Panel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        name = _network(context)
+        name = _network(self.layout, context)
         if name is None:
-            self.layout.label(text="Build a network first", icon="INFO")
             return
         coll = util.find("collections", name, "collection")
         stages = json.loads(coll.get("nnviz_stages", "[]"))
