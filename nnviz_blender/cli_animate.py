@@ -222,9 +222,9 @@ def _run(args) -> int:
     import bpy
 
     from .animation import bake, camera, passes, schedule
-    from .animation.values import key_values
     from .core.graph import build_graph
     from .core.modelfile import load_model
+    from .core.values import key_values
     from .paths import shipped_model
     from .scene import legend, materials, network, stage, util
 

@@ -30,6 +30,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from nnviz_blender.core import graph as core_graph  # noqa: E402
+from nnviz_blender.core import values as core_values  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import build_model, load_model  # noqa: E402
 
@@ -132,7 +133,7 @@ def bench_naive(model, repeat: int) -> float:
 
     def update(x):
         acts = forward(model, x)
-        values = core_graph.normalized_values(graph, core_graph.node_values(graph, acts), "map")
+        values = core_values.show(graph, acts, "map").level
         for name, v in zip(objs, values[:n], strict=False):
             obj = bpy.data.objects[name]
             emit = obj.active_material.node_tree.nodes["Emission"]

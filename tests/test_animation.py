@@ -17,11 +17,11 @@ import nnviz_blender  # noqa: E402
 from nnviz_blender import cli_animate, live  # noqa: E402
 from nnviz_blender.animation import bake, camera, passes, record, strokes  # noqa: E402
 from nnviz_blender.animation import schedule as sched  # noqa: E402
-from nnviz_blender.animation.values import key_values  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.graph import build_graph, node_values  # noqa: E402
 from nnviz_blender.core.modelfile import load_model  # noqa: E402
 from nnviz_blender.core.preprocess import prepare  # noqa: E402
+from nnviz_blender.core.values import key_values  # noqa: E402
 from nnviz_blender.inputs import sample_digit  # noqa: E402
 from nnviz_blender.scene import attributes, legend, network, stage, util  # noqa: E402
 

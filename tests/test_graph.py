@@ -16,7 +16,6 @@ from nnviz_blender.core.graph import (
     incoming,
     node_bias,
     node_values,
-    normalized_values,
     select_edges,
     trace,
     weighted_input,
@@ -341,52 +340,6 @@ def test_node_values_single_and_batch(cnn):
     np.testing.assert_array_equal(single[-10:], acts[-1])
     with pytest.raises(ValueError, match="stage"):
         node_values(g, acts[:1] + [a[:1] for a in acts[1:]])
-
-
-def test_normalized_per_stage_and_map(cnn):
-    model, g = cnn
-    values = node_values(g, forward(model, sample_input(model)))
-    for per in ("stage", "map", "global", "none"):
-        norm = normalized_values(g, values, per)
-        assert norm.dtype == np.float32 and norm.shape == values.shape
-        assert norm.min() >= 0.0 and norm.max() <= 1.0
-        np.testing.assert_array_equal(norm[:1024], values[:1024])  # input pixels unchanged
-    norm = normalized_values(g, values, "stage")
-    for stage in g.stages[1:]:
-        part = norm[stage.start : stage.stop]
-        assert part.min() == 0.0 and part.max() == pytest.approx(1.0)
-    norm = normalized_values(g, values, "map")
-    conv1 = g.stage_named("conv1")
-    maps = norm[conv1.start : conv1.stop].reshape(6, -1)
-    np.testing.assert_allclose(maps.min(axis=1), 0.0)
-    np.testing.assert_allclose(maps.max(axis=1), 1.0, atol=1e-6)
-    raw = values[conv1.start : conv1.start + 784]
-    want = (raw - raw.min()) / (raw.max() - raw.min())
-    np.testing.assert_allclose(norm[conv1.start : conv1.start + 784], want, atol=1e-6)
-    dense1 = g.stage_named("dense1")
-    np.testing.assert_allclose(
-        norm[dense1.start : dense1.stop],
-        normalized_values(g, values, "stage")[dense1.start : dense1.stop],
-    )
-    np.testing.assert_array_equal(
-        normalized_values(g, values, "none")[1024:], np.clip(values[1024:], 0, 1)
-    )
-
-
-def test_normalized_constant_group_is_zero_and_input_out_of_range(mlp):
-    _, g = mlp
-    values = np.zeros(g.node_count, dtype=np.float32)
-    values[:784] = np.linspace(-1, 3, 784)
-    values[784:1084] = 0.7
-    norm = normalized_values(g, values, "stage")
-    assert np.all(norm[784:1084] == 0.0)
-    np.testing.assert_allclose(norm[:784], np.linspace(0, 1, 784), atol=1e-6)
-    batch = normalized_values(g, np.stack([values, values * 2]), "stage")
-    assert batch.shape == (2, g.node_count)
-    with pytest.raises(ValueError):
-        normalized_values(g, values, "per-layer")
-    with pytest.raises(ValueError):
-        normalized_values(g, values[:-1])
 
 
 # --- selection and tracing --------------------------------------------------------------------

@@ -10,6 +10,7 @@ bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
 
 from nnviz_blender.core import graph as core_graph  # noqa: E402
+from nnviz_blender.core import values as core_values  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import ModelError, build_model, load_model  # noqa: E402
 from nnviz_blender.scene import attributes, edges, materials, network, stage, util  # noqa: E402
@@ -198,18 +199,18 @@ def test_levels_are_normalised_per_feature_map(cnn):
 
 
 @pytest.mark.parametrize("per", ["map", "stage", "global"])
-def test_fast_normalisation_matches_the_core(cnn, per):
+def test_live_view_shows_the_core_display_values(cnn, per):
+    name = network.build_network(cnn, "cnn", edges="none", normalise=per)
     graph = core_graph.build_graph(cnn)
     for seed in (0, 1):
         values = core_graph.node_values(graph, forward(cnn, digit(cnn, seed)))
         if seed:
             values[: graph.stages[0].size] *= 3.0  # pixels outside [0, 1] get min-max too
         values[graph.stages[-1].start :] = 0.5  # a constant group maps to 0
-        np.testing.assert_allclose(
-            network.normalise(graph, values, per),
-            core_graph.normalized_values(graph, values, per),
-            atol=1e-6,
-        )
+        network.apply_values(name, values)
+        want = core_values.display(core_values.groups(graph, per), values)
+        assert np.array_equal(attributes.read(nodes_data(name), "level"), want.level)
+        assert np.array_equal(attributes.read(nodes_data(name), "signed"), want.signed)
 
 
 def test_update_is_a_node_write_only(cnn):

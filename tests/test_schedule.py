@@ -1,14 +1,9 @@
-"""Animation timing and the compact value table, without Blender (pure NumPy)."""
+"""Animation timing, without Blender (pure NumPy)."""
 
 import numpy as np
 import pytest
-from conftest import CNN_SPEC, MLP_SPEC, random_arrays
 
 from nnviz_blender.animation import schedule as sched
-from nnviz_blender.animation import values as vals
-from nnviz_blender.core.forward import forward
-from nnviz_blender.core.graph import build_graph, node_values, normalized_values
-from nnviz_blender.core.modelfile import build_model
 
 
 def test_sequence_holds_and_transitions():
@@ -124,69 +119,6 @@ def test_parse_frames():
             sched.parse_frames(bad)
     with pytest.raises(sched.ScheduleError, match="outside"):
         sched.parse_frames("30-50", (1, 40))
-
-
-# --- the value table -------------------------------------------------------------------------
-
-
-def _signed_reference(graph, values, per):
-    """scene.network.signed_values, restated without bpy."""
-    out = np.empty_like(values)
-    first = graph.stages[0]
-    out[first.start : first.stop] = values[first.start : first.stop]
-    groups = []
-    for stage in graph.stages[1:]:
-        if per == "map" and stage.is_map:
-            n = stage.shape[1] * stage.shape[2]
-            groups += [(stage.start + m * n, n) for m in range(stage.shape[0])]
-        else:
-            groups.append((stage.start, stage.size))
-    for start, size in groups:
-        block = values[start : start + size]
-        peak = float(np.abs(block).max())
-        out[start : start + size] = block / peak if peak > 0 else 0.0
-    return out
-
-
-@pytest.mark.parametrize("spec", [CNN_SPEC, MLP_SPEC])
-@pytest.mark.parametrize("per", ["map", "stage", "global"])
-def test_table_reproduces_level_and_signed_exactly(spec, per):
-    model = build_model(spec, random_arrays(spec, 3))
-    graph = build_graph(model)
-    rng = np.random.default_rng(0)
-    x = rng.random((4, *model.input_shape)) * (rng.random((4, *model.input_shape)) > 0.5)
-    x[3] = 0.0  # an empty canvas: constant groups must give 0, as live
-    kv = node_values(graph, forward(model, x.astype(np.float32)))
-    grp = vals.groups(graph, per)
-    const = vals.constants(graph, grp, kv)
-    assert const.shape == (4, grp.width, 3) and const.dtype == np.float32
-    for k in range(4):
-        want_level = normalized_values(graph, kv[k], per)
-        want_signed = _signed_reference(graph, kv[k], "stage" if per == "global" else per)
-        assert np.array_equal(vals.level(kv[k], grp, const[k]), want_level)
-        assert np.array_equal(vals.signed(kv[k], grp, const[k]), want_signed)
-
-
-def test_table_handles_pixels_outside_unit_range():
-    model = build_model(MLP_SPEC, random_arrays(MLP_SPEC, 1))
-    graph = build_graph(model)
-    x = np.linspace(-2, 3, 784, dtype=np.float32).reshape(1, 28, 28)
-    kv = node_values(graph, forward(model, x))
-    grp = vals.groups(graph, "map")
-    const = vals.constants(graph, grp, kv)[0]
-    assert np.array_equal(vals.level(kv, grp, const), normalized_values(graph, kv, "map"))
-
-
-def test_groups_count_and_size():
-    graph = build_graph(build_model(CNN_SPEC, random_arrays(CNN_SPEC)))
-    grp = vals.groups(graph, "map")
-    # input + 6 + 6 + 16 + 16 feature maps + 3 dense stages
-    assert grp.n_level == grp.n_signed == 1 + 6 + 6 + 16 + 16 + 3
-    assert grp.level.dtype == np.int32 and grp.level.shape == (graph.node_count,)
-    glob = vals.groups(graph, "global")
-    assert glob.n_level == 2 and glob.n_signed == len(graph.stages)
-    with pytest.raises(ValueError):
-        vals.groups(graph, "nope")
 
 
 def test_steps_with_own_times():

@@ -5,7 +5,7 @@ What a bake adds to a network (all tagged with util.tag, so remove_network remov
 - a *table* mesh: one vertex per node, the float attribute `nnviz_act_<k>` per key state k
   (the raw node values) and `nnviz_stage`, `nnviz_lgroup`, `nnviz_sgroup` (int);
 - a *constants* mesh: one vertex per (key, group) whose position is (lo, span, peak), the
-  normalisation constants of that group for that key (see animation.values);
+  normalisation constants of that group for that key (see core.values);
 - the "NNViz Bake" Geometry Nodes modifier, FIRST in the nodes object's stack (before
   "NNViz Nodes"): it reads both tables through Object Info and rewrites the points' `act`,
   `level`, `signed` for the current frame; instancing, materials, edges and labels follow
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+from ..core import values as vals
 from ..core.graph import Graph
 from ..scene import attributes, compat, util
 from . import keys
 from . import schedule as sched
-from . import values as vals
 
 MODIFIER = "NNViz Bake"
 NODES_MODIFIER = "NNViz Nodes"
@@ -290,7 +290,7 @@ def bake(
 
     remove(network)
     grp = vals.groups(graph, per)
-    const = vals.constants(graph, grp, key_values)
+    const = vals.constants(grp, key_values)
     table = _value_table(network, key_values, graph.node_stage, grp)
     constants = _constants_table(network, const)
 

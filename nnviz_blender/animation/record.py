@@ -17,12 +17,12 @@ import bpy
 import numpy as np
 
 from .. import live
+from ..core import values as vals
 from ..core.graph import build_graph
 from ..core.preprocess import prepare
 from ..scene import util
 from . import bake as anim_bake
 from . import schedule as sched
-from . import values as vals
 
 DEFAULT_RATE = 12.0  # captures per second
 MAX_CAPTURES = 20_000

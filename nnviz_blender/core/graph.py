@@ -14,6 +14,7 @@ node's incoming edges (plus bias) therefore reproduces the forward pass, as the 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -262,7 +263,7 @@ def build_graph(model: Model, max_edges: int = MAX_EDGES) -> Graph:
     return Graph(
         stages=tuple(stages),
         node_count=node_start,
-        node_stage=_readonly(np.repeat(np.arange(len(stages)), [s.size for s in stages]), np.int32),
+        node_stage=_node_stages(stages),
         node_map=_readonly(np.concatenate([_node_maps(s) for s in stages]), np.int32),
         src=_readonly(src, np.int32),
         dst=_readonly(dst, np.int32),
@@ -274,6 +275,42 @@ def _node_maps(stage: Stage) -> np.ndarray:
     if stage.is_map:
         return np.repeat(np.arange(stage.shape[0]), stage.shape[1] * stage.shape[2])
     return np.zeros(stage.size, dtype=np.int32)
+
+
+def stage_table(graph: Graph) -> str:
+    """The stages as JSON: what a built network keeps to find its node values again."""
+    keys = ("name", "kind", "act_index", "shape", "start", "size")
+    return json.dumps([{k: getattr(s, k) for k in keys} for s in graph.stages])
+
+
+def graph_from_table(table: str) -> Graph:
+    """A Graph with the stages and node arrays of `stage_table` and no edges (enough for node
+    values and their display values)."""
+    stages = tuple(
+        Stage(
+            name=s["name"],
+            kind=s["kind"],
+            act_index=int(s["act_index"]),
+            shape=tuple(int(v) for v in s["shape"]),
+            start=int(s["start"]),
+            size=int(s["size"]),
+        )
+        for s in json.loads(table)
+    )
+    empty_i, empty_f = np.empty(0, np.int32), np.empty(0, np.float32)
+    return Graph(
+        stages=stages,
+        node_count=stages[-1].stop if stages else 0,
+        node_stage=_node_stages(stages),
+        node_map=_readonly(np.concatenate([_node_maps(s) for s in stages]), np.int32),
+        src=empty_i,
+        dst=empty_i,
+        weight=empty_f,
+    )
+
+
+def _node_stages(stages) -> np.ndarray:
+    return _readonly(np.repeat(np.arange(len(stages)), [s.size for s in stages]), np.int32)
 
 
 def _check_node(graph: Graph, node: int) -> int:
@@ -306,55 +343,6 @@ def node_values(graph: Graph, acts: list[np.ndarray]) -> np.ndarray:
     last = graph.stages[-1]
     single = batch == 1 and np.ndim(acts[last.act_index]) <= len(last.shape)
     return np.ascontiguousarray(values[0] if single else values)
-
-
-def _groups(graph: Graph, per: str) -> list[tuple[int, int]]:
-    """(start, size) of every min-max group of non-input nodes."""
-    if per == "global":
-        start = graph.stages[1].start if len(graph.stages) > 1 else graph.node_count
-        return [(start, graph.node_count - start)] if start < graph.node_count else []
-    groups = []
-    for stage in graph.stages[1:]:
-        if per == "map" and stage.is_map:
-            n = stage.shape[1] * stage.shape[2]
-            groups += [(stage.start + m * n, n) for m in range(stage.shape[0])]
-        else:
-            groups.append((stage.start, stage.size))
-    return groups
-
-
-def _minmax(values: np.ndarray) -> np.ndarray:
-    lo, hi = values.min(axis=-1, keepdims=True), values.max(axis=-1, keepdims=True)
-    span = hi - lo
-    out = (values - lo) / np.where(span > 0, span, 1.0)
-    return np.where(span > 0, out, 0.0)
-
-
-def normalized_values(graph: Graph, values: np.ndarray, per: str = "stage") -> np.ndarray:
-    """Node values mapped to [0, 1] for colouring -> float32 of the same shape as `values`.
-
-    per="stage": min-max within each stage; "map": within each feature map of conv/pool stages
-    (as the original did) and within each flat stage; "global": one min-max over all non-input
-    nodes; "none": the raw values clipped to [0, 1]. A constant group maps to 0.
-    Input pixels stay as they are (min-max normalised only if they fall outside [0, 1]).
-    Works on (N,) or a batch (B, N).
-    """
-    if per not in ("stage", "map", "global", "none"):
-        raise ValueError(f"per must be 'stage', 'map', 'global' or 'none', not {per!r}")
-    values = np.asarray(values, dtype=np.float32)
-    if values.shape[-1] != graph.node_count:
-        raise ValueError(f"{values.shape[-1]} values for {graph.node_count} nodes")
-    out = np.empty_like(values)
-    if per == "none":
-        np.clip(values, 0.0, 1.0, out=out)
-    else:
-        for start, size in _groups(graph, per):
-            out[..., start : start + size] = _minmax(values[..., start : start + size])
-    first = graph.stages[0]
-    pixels = values[..., first.start : first.stop]
-    inside = pixels.min() >= 0.0 and pixels.max() <= 1.0
-    out[..., first.start : first.stop] = pixels if inside else _minmax(pixels)
-    return out
 
 
 # --- edge selection ---------------------------------------------------------------------------

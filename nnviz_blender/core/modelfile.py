@@ -216,6 +216,16 @@ def _check_shape_list(value: Any) -> Shape:
     return tuple(value)
 
 
+def array_shapes(spec: dict) -> dict[str, Shape]:
+    """The arrays a valid spec needs, by name, with their shapes, in layer order."""
+    shape = _check_shape_list(spec.get("input_shape"))
+    out: dict[str, Shape] = {}
+    for i, raw in enumerate(spec.get("layers") or []):
+        _, shape, expected = _resolve(i, raw, shape)
+        out.update({f"layers.{i}.{key}": want for key, want in expected.items()})
+    return out
+
+
 def build_model(
     spec: Any, arrays: dict[str, np.ndarray], path: str | None = None, *, strict: bool = True
 ) -> Model:

@@ -162,8 +162,8 @@ def _ensure_camera(name: str, scene) -> None:
 
 def bake_inputs(name: str, spec: str, s: NNVizAnimSettings, scene) -> anim_bake.BakeInfo:
     """Bake a list of inputs (the panel's Inputs field) on the network `name`."""
-    from ..animation.values import key_values
     from ..cli_animate import key_states, parse_inputs
+    from ..core.values import key_values
 
     model = live.network_model(name)
     fps = scene.render.fps / scene.render.fps_base
