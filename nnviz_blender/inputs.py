@@ -12,6 +12,7 @@ import numpy as np
 
 from .core.preprocess import InputError
 from .paths import samples_path
+from .scene import attributes
 
 
 def load_samples(path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -45,8 +46,7 @@ def read_png(path: str) -> np.ndarray:
         raise InputError(f"{path}: cannot read image ({exc})") from None
     try:
         w, h = image.size
-        buf = np.empty(w * h * 4, dtype=np.float32)
-        image.pixels.foreach_get(buf)  # type: ignore[attr-defined]
+        buf = attributes.read_pixels(image)
         return buf.reshape(h, w, 4)[::-1].copy()  # Blender stores the bottom row first
     finally:
         bpy.data.images.remove(image)

@@ -8,7 +8,6 @@ undo, file loads and deleted objects cannot leave it pointing at freed memory.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -18,8 +17,9 @@ import numpy as np
 from .core.forward import forward
 from .core.modelfile import Model, ModelError, load_model
 from .core.preprocess import InputError, prepare
-from .scene import compat, util
+from .scene import attributes, compat, util
 from .scene import network as scene_network
+from .scene.handle import Network
 
 CANVAS_SIZE = 256
 TICK_SECONDS = 0.05
@@ -74,12 +74,10 @@ def _canvas_material(network: str, image):
 
 def _canvas_place(network: str) -> tuple[tuple[float, float, float], float]:
     """Beside the network's input layer: left of the nodes' bounding box, at its bottom."""
-    nodes = util.find("objects", network, "nodes")
-    if nodes is None or len(nodes.data.vertices) == 0:
+    net = Network(network)
+    co = net.positions() if net.find("objects", "nodes") is not None else np.empty((0, 3))
+    if len(co) == 0:
         return (0.0, 0.0, 0.0), 1.0
-    co = np.empty(len(nodes.data.vertices) * 3, np.float32)
-    nodes.data.vertices.foreach_get("co", co)
-    co = co.reshape(-1, 3)
     lo, hi = co.min(axis=0), co.max(axis=0)
     size = float(max(0.6, min(3.0, 0.25 * (hi[2] - lo[2] + hi[0] - lo[0]))))
     return (float(lo[0]) - 0.6 * size - 0.3, float(lo[1]), float(lo[2]) + 0.5 * size), size
@@ -87,7 +85,7 @@ def _canvas_place(network: str) -> tuple[tuple[float, float, float], float]:
 
 def ensure_canvas(network: str, size: int = CANVAS_SIZE) -> str:
     """The network's canvas image (created black, on a plane beside the network); its name."""
-    coll = util.collection(network)
+    coll = Network(network).collection
     image = canvas_image(network)
     if image is not None:
         return image.name
@@ -105,11 +103,6 @@ def ensure_canvas(network: str, size: int = CANVAS_SIZE) -> str:
     return image.name
 
 
-def read_pixels(image, out: np.ndarray) -> np.ndarray:
-    image.pixels.foreach_get(out)
-    return out
-
-
 def clear_canvas(network: str) -> None:
     image = canvas_image(network)
     if image is None:
@@ -117,7 +110,7 @@ def clear_canvas(network: str) -> None:
     w, h = image.size
     pixels = np.zeros((h * w, 4), np.float32)
     pixels[:, 3] = 1.0
-    image.pixels.foreach_set(pixels.ravel())
+    attributes.write_pixels(image, pixels)
     image.update()
 
 
@@ -135,7 +128,7 @@ def paint_image(network: str, gray: np.ndarray) -> None:
     big = g[rows][:, cols][::-1]  # Blender stores the bottom row first
     pixels = np.ones((h, w, 4), np.float32)
     pixels[..., :3] = big[..., None]
-    image.pixels.foreach_set(pixels.ravel())
+    attributes.write_pixels(image, pixels)
     image.update()
 
 
@@ -144,7 +137,7 @@ def paint_image(network: str, gray: np.ndarray) -> None:
 
 def network_model(network: str) -> Model:
     """The model a network was built from (loaded once per file version, then cached)."""
-    path = bpy.path.abspath(util.collection(network).get("nnviz_model", ""))
+    path = bpy.path.abspath(Network(network).model)
     if not path:
         raise LiveError(f"network {network!r} does not record its model file; build it again")
     try:
@@ -172,8 +165,7 @@ def show_canvas(network: str, model: Model, pixels: np.ndarray, size: tuple[int,
     scene_network.apply_activations(network, model, acts)
     probs = acts[-1].reshape(-1)
     order = np.argsort(-probs, kind="stable")[:3]
-    coll = util.collection(network)
-    coll["nnviz_prediction"] = json.dumps([(model.labels[i], float(probs[i])) for i in order])
+    Network(network).prediction = [(model.labels[i], float(probs[i])) for i in order]
     _inputs[network] = x
     return acts
 
@@ -185,9 +177,8 @@ def current_input(network: str) -> np.ndarray | None:
 
 def prediction(network: str) -> list[tuple[str, float]]:
     """Top-3 (label, probability) of the last input shown (kept in the file)."""
-    coll = util.find("collections", network, "collection")
-    raw = coll.get("nnviz_prediction") if coll is not None else None
-    return [(str(a), float(b)) for a, b in json.loads(raw)] if raw else []
+    net = Network(network)
+    return [(str(a), float(b)) for a, b in net.prediction] if net.exists else []
 
 
 def refresh(network: str) -> list:
@@ -195,7 +186,7 @@ def refresh(network: str) -> list:
     image = canvas_image(network)
     if image is None:
         raise LiveError(f"network {network!r} has no canvas")
-    pixels = read_pixels(image, np.empty(image.size[0] * image.size[1] * 4, np.float32))
+    pixels = attributes.read_pixels(image)
     s = _sessions.get(network)
     if s is not None and s.buffer.size == pixels.size:
         s.last[:] = pixels
@@ -251,11 +242,11 @@ def update(network: str) -> bool:
     image = canvas_image(network)
     if image is None:
         raise LiveError("the canvas was deleted")
-    if util.find("objects", network, "nodes") is None:
+    if Network(network).find("objects", "nodes") is None:
         raise LiveError("the network was deleted")
     if image.size[0] * image.size[1] * 4 != s.buffer.size:
         raise LiveError("the canvas changed size; start live drawing again")
-    read_pixels(image, s.buffer)
+    attributes.read_pixels(image, s.buffer)
     if np.array_equal(s.buffer, s.last):
         return False
     s.last[:] = s.buffer

@@ -1,7 +1,5 @@
 """Display values (core.values): what every node shows, live, rendered and baked (pure NumPy)."""
 
-import json
-
 import numpy as np
 import pytest
 from conftest import CNN_SPEC, MLP_SPEC, random_arrays
@@ -119,8 +117,8 @@ def test_groups_follow_stages_not_a_chain():
         {"name": "b", "kind": "input", "act_index": 1, "shape": [2], "start": 4, "size": 2},
         {"name": "out", "kind": "output", "act_index": 2, "shape": [3], "start": 6, "size": 3},
     ]
-    graph = graph_from_table(json.dumps(table))
-    assert json.loads(stage_table(graph)) == table
+    graph = graph_from_table(table)
+    assert stage_table(graph) == table
     values = np.array([0.0, 0.5, 1.0, 0.25, 2.0, 4.0, -1.0, 0.0, 3.0], np.float32)
     grp = vals.groups(graph, "global")
     assert list(grp.level) == [0, 0, 0, 0, 1, 1, 2, 2, 2]

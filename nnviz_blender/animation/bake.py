@@ -28,6 +28,7 @@ import numpy as np
 from ..core import values as vals
 from ..core.graph import Graph
 from ..scene import attributes, compat, util
+from ..scene.handle import Network
 from . import keys
 from . import schedule as sched
 
@@ -233,7 +234,7 @@ def _constants_table(network: str, const: np.ndarray):
     mesh = util.tag(bpy.data.meshes.new(f"{network} bake constants"), network, "bake_constants")
     rows = const.reshape(-1, 3)
     mesh.vertices.add(len(rows))
-    mesh.vertices.foreach_set("co", np.ascontiguousarray(rows, np.float32).reshape(-1))
+    attributes.write_positions(mesh, rows)
     mesh.update()
     return _table_object(network, "bake_constants", mesh)
 
@@ -285,8 +286,8 @@ def bake(
     if not np.all(np.isfinite(key_values)):
         raise BakeError("the node values contain NaN or infinity")
     delay, width = sched.wave_timing(len(graph.stages), wave)
-    coll = util.find("collections", network, "collection")
-    per = str(coll.get("nnviz_normalise", "map")) if coll is not None else "map"
+    net = Network(network)
+    per = net.normalise
 
     remove(network)
     grp = vals.groups(graph, per)
@@ -312,13 +313,12 @@ def bake(
         obj, _position_path(mod), schedule.frames, schedule.positions, set_value=set_position
     )
     _adopt_action(obj, network)
-    if coll is not None:
-        coll["nnviz_bake"] = {
-            "keys": int(schedule.n_keys),
-            "frame_start": int(schedule.frame_start),
-            "frame_end": int(schedule.frame_end),
-            "wave": float(wave),
-        }
+    net.bake = {
+        "keys": int(schedule.n_keys),
+        "frame_start": int(schedule.frame_start),
+        "frame_end": int(schedule.frame_end),
+        "wave": float(wave),
+    }
     scene = scene or bpy.context.scene
     if set_frame_range:
         scene.frame_start, scene.frame_end = schedule.frame_start, schedule.frame_end
@@ -346,9 +346,8 @@ def info(network: str) -> dict | None:
     obj = util.find("objects", network, "nodes")
     if obj is None or obj.modifiers.get(MODIFIER) is None:
         return None
-    coll = util.find("collections", network, "collection")
-    raw = coll.get("nnviz_bake") if coll is not None else None
-    return raw.to_dict() if raw is not None else {}
+    net = Network(network)
+    return (net.bake or {}) if net.exists else {}
 
 
 def is_enabled(network: str) -> bool:
@@ -399,9 +398,9 @@ def remove(network: str) -> bool:
             getattr(bpy.data, kind).remove(block)
             found = True
             block = util.find(kind, network, role)
-    coll = util.find("collections", network, "collection")
-    if coll is not None and "nnviz_bake" in coll:
-        del coll["nnviz_bake"]
+    net = Network(network)
+    if net.exists:
+        net.bake = None
     return found
 
 

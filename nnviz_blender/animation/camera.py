@@ -16,6 +16,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..scene import stage, util
+from ..scene.handle import Network
 from . import keys
 
 MOVES = ("fixed", "orbit", "dolly")
@@ -145,11 +146,12 @@ def animate(
         raise CameraError("the animation has no frames")
     scene = scene or bpy.context.scene
     cam = util.find("objects", network, "camera")
-    coll = util.find("collections", network, "collection")
-    if cam is None or coll is None:
+    net = Network(network)
+    if cam is None or not net.exists:
         raise CameraError(f"network {network!r} has no camera: set up the stage first")
+    coll = net.collection
     clear(network)
-    style = str(coll.get("nnviz_layout", "3d"))
+    style = net.layout
     aspect = scene.render.resolution_x / scene.render.resolution_y
     points = framing_points(network)
     if move == "orbit":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..scene import attributes
+
 
 def _fcurves(id_block):
     anim = id_block.animation_data
@@ -62,7 +64,7 @@ def set_keys(
     points.add(frames.size - 1)
     co = np.empty(frames.size * 2, np.float32)
     co[0::2], co[1::2] = frames, values
-    points.foreach_set("co", co)
+    attributes.set_items(points, "co", co)
     for p in points:
         p.interpolation = interpolation
         p.handle_left_type = p.handle_right_type = "AUTO_CLAMPED"

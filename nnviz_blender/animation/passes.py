@@ -19,23 +19,15 @@ from __future__ import annotations
 
 import bpy
 
-from ..scene import materials, stage, util
+from ..scene import legend, materials, stage, util
 
 LAYERS = ("NNViz Nodes", "NNViz Edges", "NNViz Labels")
-
-
-def _figure_collection(network: str):
-    fig = util.find("collections", network, "figure_collection")
-    if fig is None:
-        fig = util.tag(bpy.data.collections.new(f"{network} figure"), network, "figure_collection")
-        util.find("collections", network, "collection").children.link(fig)
-    return fig
 
 
 def gather_labels(network: str) -> int:
     """Move the network's text objects out of the nodes collection into the figure collection."""
     nodes_coll = util.find("collections", network, "nodes_collection")
-    fig = _figure_collection(network)
+    fig = legend.figure_collection(network)
     moved = 0
     if nodes_coll is None:
         return 0
@@ -58,7 +50,7 @@ def split_layers(network: str, scene=None) -> list[str]:
     parts = {
         "NNViz Nodes": util.find("collections", network, "nodes_collection"),
         "NNViz Edges": util.find("collections", network, "edges_collection"),
-        "NNViz Labels": _figure_collection(network),
+        "NNViz Labels": legend.figure_collection(network),
     }
     base = scene.view_layers[0]
     base.name = LAYERS[0]

@@ -20,13 +20,13 @@ from .. import live
 from ..core import values as vals
 from ..core.graph import build_graph
 from ..core.preprocess import prepare
-from ..scene import util
+from ..scene import attributes
+from ..scene.handle import Network
 from . import bake as anim_bake
 from . import schedule as sched
 
 DEFAULT_RATE = 12.0  # captures per second
 MAX_CAPTURES = 20_000
-PROP = "nnviz_recording"
 
 
 class RecordError(live.LiveError):
@@ -97,7 +97,7 @@ def capture(network: str, now: float | None = None) -> bool:
     w, h = image.size
     if rec.buffer is None or rec.buffer.size != w * h * 4:
         rec.buffer = np.empty(w * h * 4, np.float32)
-    live.read_pixels(image, rec.buffer)
+    attributes.read_pixels(image, rec.buffer)
     model = live.network_model(network)
     x = prepare(model, rec.buffer.reshape(h, w, 4)[::-1])
     if rec.inputs and np.array_equal(rec.inputs[-1], x):
@@ -152,11 +152,11 @@ def tick() -> float | None:
 
 
 def store(rec: Recording) -> None:
-    coll = util.find("collections", rec.network, "collection")
-    if coll is None:
+    net = Network(rec.network)
+    if not net.exists:
         return
     stack = np.stack(rec.inputs).astype(np.float32)
-    coll[PROP] = {
+    net.recording = {
         "rate": rec.rate,
         "shape": list(stack.shape),
         "times": [float(t) for t in rec.times],
@@ -165,8 +165,8 @@ def store(rec: Recording) -> None:
 
 
 def load(network: str) -> Recording | None:
-    coll = util.find("collections", network, "collection")
-    raw = coll.get(PROP) if coll is not None else None
+    net = Network(network)
+    raw = net.recording if net.exists else None
     if raw is None:
         return None
     shape = tuple(int(v) for v in raw["shape"])
@@ -177,9 +177,9 @@ def load(network: str) -> Recording | None:
 
 def clear(network: str) -> None:
     _recordings.pop(network, None)
-    coll = util.find("collections", network, "collection")
-    if coll is not None and PROP in coll:
-        del coll[PROP]
+    net = Network(network)
+    if net.exists:
+        net.recording = None
 
 
 # --- bake -------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ node's incoming edges (plus bias) therefore reproduces the forward pass, as the 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -277,13 +276,14 @@ def _node_maps(stage: Stage) -> np.ndarray:
     return np.zeros(stage.size, dtype=np.int32)
 
 
-def stage_table(graph: Graph) -> str:
-    """The stages as JSON: what a built network keeps to find its node values again."""
+def stage_table(graph: Graph) -> list[dict]:
+    """The stages as plain data (JSON-ready): what a built network keeps to find its node values
+    again."""
     keys = ("name", "kind", "act_index", "shape", "start", "size")
-    return json.dumps([{k: getattr(s, k) for k in keys} for s in graph.stages])
+    return [{k: getattr(s, k) for k in keys} | {"shape": list(s.shape)} for s in graph.stages]
 
 
-def graph_from_table(table: str) -> Graph:
+def graph_from_table(table: list[dict]) -> Graph:
     """A Graph with the stages and node arrays of `stage_table` and no edges (enough for node
     values and their display values)."""
     stages = tuple(
@@ -295,7 +295,7 @@ def graph_from_table(table: str) -> Graph:
             start=int(s["start"]),
             size=int(s["size"]),
         )
-        for s in json.loads(table)
+        for s in table
     )
     empty_i, empty_f = np.empty(0, np.int32), np.empty(0, np.float32)
     return Graph(

@@ -1,6 +1,7 @@
 """One small typed layer between NumPy arrays and Blender attributes.
 
-Every module that moves numbers into or out of a mesh or curves data-block goes through here, so
+Every module that moves arrays into or out of Blender (attributes, positions, mesh topology,
+keyframes, image pixels) goes through here, so
 the rules live in one place: the attribute kind fixes the dtype and the width, the domain fixes
 the length, and `foreach_set` / `foreach_get` always see a C-contiguous float32 / int32 buffer
 (a float64 array or a list is ~80x slower in `foreach_set`).
@@ -124,8 +125,36 @@ def read(data, name: str) -> np.ndarray:
     return out if kind.width == 1 else out.reshape(n, kind.width)
 
 
-def read_into(data, name: str, out: np.ndarray) -> np.ndarray:
-    """Like `read` into a preallocated buffer of the right dtype and size (no allocation)."""
-    attr = data.attributes[name]
-    attr.data.foreach_get(KINDS[attr.data_type].prop, out.reshape(-1))
+# --- positions: just another attribute ----------------------------------------------------------
+
+
+def read_positions(data) -> np.ndarray:
+    """Point positions of a mesh or curves data-block, float32 (n, 3)."""
+    return read(data, "position")
+
+
+def write_positions(data, positions) -> None:
+    """Set every point's position from an (n, 3) array."""
+    write(data, "position", positions, "FLOAT_VECTOR", "POINT")
+
+
+# --- other per-item arrays (not attributes) ----------------------------------------------------
+
+
+def set_items(items, prop: str, array, dtype=np.float32) -> None:
+    """Set `prop` of every item of a bpy collection (mesh loops and faces, UVs, keyframe points)
+    from one array, through the same contiguous-buffer rule."""
+    items.foreach_set(prop, np.ascontiguousarray(array, dtype=dtype).reshape(-1))
+
+
+def read_pixels(image, out: np.ndarray | None = None) -> np.ndarray:
+    """An image's pixels as float32 RGBA, flat, bottom row first (into `out` if given)."""
+    if out is None:
+        out = np.empty(image.size[0] * image.size[1] * image.channels, np.float32)
+    image.pixels.foreach_get(out)
     return out
+
+
+def write_pixels(image, pixels) -> None:
+    """Set all of an image's pixels from float32 RGBA (bottom row first)."""
+    image.pixels.foreach_set(np.ascontiguousarray(pixels, np.float32).reshape(-1))

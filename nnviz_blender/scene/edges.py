@@ -140,7 +140,7 @@ def build(
             p0, p1 = spread_behind(p0, p1, *behind)
         segments = segment_counts(p0, p1, max_segment)
         curves.add_curves((segments + 1).tolist())
-        curves.position_data.foreach_set("vector", subdivide(p0, p1, segments).reshape(-1))
+        attributes.write_positions(curves, subdivide(p0, p1, segments))
         attributes.write(curves, "src", src, "INT", "CURVE")
         attributes.write(curves, "dst", dst, "INT", "CURVE")
         attributes.write(curves, "weight", weight, "FLOAT", "CURVE")

@@ -10,23 +10,9 @@ import bpy
 import numpy as np
 
 from . import attributes, compat, util
+from .handle import Network
 
 ROLE = "highlight"
-
-
-def _nodes(network: str):
-    obj = util.find("objects", network, "nodes")
-    if obj is None:
-        raise ValueError(f"network {network!r} has no nodes object (was it deleted?)")
-    return obj
-
-
-def node_positions(network: str) -> np.ndarray:
-    """(N, 3) positions of the network's nodes in the nodes object's space."""
-    mesh = _nodes(network).data
-    co = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    return co.reshape(-1, 3)
 
 
 def _material(network: str):
@@ -64,19 +50,20 @@ def clear(network: str) -> None:
 def show(network: str, src: np.ndarray, dst: np.ndarray, signal: np.ndarray, radius: float) -> str:
     """Replace the highlight with curves src -> dst; `signal` in [-1, 1] colours each one."""
     clear(network)
-    coll = util.collection(network)
-    positions = node_positions(network)
+    net = Network(network)
+    coll = net.collection
+    positions = net.positions()
     m = len(src)
     curves = util.tag(bpy.data.hair_curves.new(f"{network} highlight"), network, ROLE)
     if m:
         curves.add_curves([2] * m)
         pos = np.stack([positions[src], positions[dst]], axis=1)
-        curves.position_data.foreach_set("vector", np.ascontiguousarray(pos, np.float32).ravel())
+        attributes.write_positions(curves, pos.reshape(-1, 3))
         attributes.write(curves, "signal", 0.5 + 0.5 * np.clip(signal, -1, 1), "FLOAT", "CURVE")
         attributes.write(curves, "radius", np.full(2 * m, radius, np.float32), "FLOAT", "POINT")
     curves.materials.append(_material(network))
     obj = util.tag(bpy.data.objects.new(f"{network} highlight", curves), network, ROLE)
-    obj.matrix_world = _nodes(network).matrix_world.copy()  # same space as the node positions
+    obj.matrix_world = net.nodes.matrix_world.copy()  # same space as the node positions
     obj.hide_select = True
     coll.objects.link(obj)
     return obj.name

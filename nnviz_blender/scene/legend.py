@@ -17,40 +17,27 @@ is tagged with the network, so removing the network removes it.
 
 from __future__ import annotations
 
-import json
-
 import bpy
 import numpy as np
 
-from . import compat, materials, util
+from . import attributes, compat, materials, util
+from .handle import Network
 
 BARS_MODIFIER = "NNViz Bars"
 PITCH = 0.1
 
 
-def _figure_collection(network: str):
+def figure_collection(network: str):
+    """The collection "<network> figure" (made on first use) for figure elements."""
     fig = util.find("collections", network, "figure_collection")
     if fig is None:
         fig = util.tag(bpy.data.collections.new(f"{network} figure"), network, "figure_collection")
-        util.collection(network).children.link(fig)
+        Network(network).collection.children.link(fig)
     return fig
 
 
 def _theme(network: str) -> materials.Theme:
-    return materials.get_theme(str(util.collection(network).get("nnviz_theme", "dark")))
-
-
-def _stages(network: str) -> list[dict]:
-    return json.loads(util.collection(network)["nnviz_stages"])
-
-
-def _positions(network: str) -> np.ndarray:
-    nodes = util.find("objects", network, "nodes")
-    if nodes is None:
-        raise ValueError(f"network {network!r} has no nodes object")
-    co = np.empty(len(nodes.data.vertices) * 3, np.float32)
-    nodes.data.vertices.foreach_get("co", co)
-    return co.reshape(-1, 3)
+    return materials.get_theme(Network(network).theme)
 
 
 def _text_material(network: str, role: str, theme: materials.Theme, color=None):
@@ -69,10 +56,10 @@ def size_text(shape) -> str:
 def layer_sizes(network: str) -> list[str]:
     """A smaller caption with the layer's size under each stage name; returns the objects."""
     theme = _theme(network)
-    fig = _figure_collection(network)
+    fig = figure_collection(network)
     mat = _text_material(network, "figure_text_material", theme)
     names = []
-    for k, stage in enumerate(_stages(network)):
+    for k, stage in enumerate(Network(network).stages):
         label = util.find("objects", network, f"stage {k}")
         if label is None:
             continue
@@ -191,16 +178,15 @@ def _track_material(network: str, theme: materials.Theme):
 
 def probability_bars(network: str, height: float | None = None) -> list[str]:
     """Bars of the output probabilities beside the output layer, with the class names."""
-    coll = util.collection(network)
-    stages = _stages(network)
-    out = stages[-1]
-    labels = json.loads(coll.get("nnviz_labels", "[]"))
-    pos = _positions(network)
+    net = Network(network)
+    out = net.stages[-1]
+    labels = net.labels
+    pos = net.positions()
     lo, hi = pos.min(axis=0), pos.max(axis=0)
     out_pos = pos[out["start"] : out["start"] + out["size"]]
     n_out = int(out["size"])
     theme = _theme(network)
-    fig = _figure_collection(network)
+    fig = figure_collection(network)
     span = float(hi[0] - lo[0])
     height = height or max(0.6, 0.09 * float(hi[2] - lo[2] + span * 0.3))
     gap = height / 4.0
@@ -213,9 +199,8 @@ def probability_bars(network: str, height: float | None = None) -> list[str]:
     co = np.zeros((n_out, 3), np.float32)
     co[:, 0] = x0 + gap * np.arange(n_out)
     co[:, 1], co[:, 2] = y0, z0
-    mesh.vertices.foreach_set("co", co.reshape(-1))
-    attr = mesh.attributes.new("node", "INT", "POINT")
-    attr.data.foreach_set("value", (out["start"] + np.arange(n_out)).astype(np.int32))
+    attributes.write_positions(mesh, co)
+    attributes.write(mesh, "node", out["start"] + np.arange(n_out), "INT", "POINT")
     mesh.update()
     obj = util.tag(bpy.data.objects.new(f"{network} probability bars", mesh), network, "bars")
     fig.objects.link(obj)
@@ -296,10 +281,10 @@ def _node_value_kind(network: str) -> str:
 
 def color_legend(network: str) -> list[str]:
     """The node colour ramp with its meaning and the edge colours, under the network's right."""
-    coll = util.collection(network)
+    net = Network(network)
     theme = _theme(network)
-    fig = _figure_collection(network)
-    pos = _positions(network)
+    fig = figure_collection(network)
+    pos = net.positions()
     lo, hi = pos.min(axis=0), pos.max(axis=0)
     span = float(hi[0] - lo[0])
     width = max(1.0, 0.16 * span)
@@ -315,7 +300,7 @@ def color_legend(network: str) -> list[str]:
     ramp = nodes_mat.node_tree.nodes.get("Node Colormap") if nodes_mat is not None else None
     grad = _ramp_material(network, "legend_ramp_material", ramp, theme)
     names.append(_strip(network, fig, "legend ramp", (x0, y0, z0), width, bar_h, grad).name)
-    per = str(coll.get("nnviz_normalise", "map"))
+    per = net.normalise
     scope = {"map": "feature map", "stage": "layer", "global": "network"}.get(per, per)
     if _node_value_kind(network) == "signed":
         ends = ("−max", "0", "+max")

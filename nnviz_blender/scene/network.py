@@ -9,7 +9,6 @@ it is rebuilt from the collection's properties when missing (e.g. after loading 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import bpy
@@ -24,7 +23,7 @@ from . import edges as scene_edges
 from . import labels as scene_labels
 from . import materials, util
 from . import nodes as scene_nodes
-from .util import NetworkError
+from .handle import Network, NetworkError
 
 LAYOUTS = ("3d", "flat")
 NORMALISE = core_values.NORMALISE
@@ -85,10 +84,9 @@ _CACHE: dict[str, _Cache] = {}
 def _cache(network: str) -> _Cache:
     cached = _CACHE.get(network)
     if cached is None:
-        coll = util.collection(network)
-        graph = core_graph.graph_from_table(coll["nnviz_stages"])
-        per = str(coll.get("nnviz_normalise", "map"))
-        cached = _CACHE[network] = _Cache(graph, core_values.groups(graph, per))
+        net = Network(network)
+        graph = core_graph.graph_from_table(net.stages)
+        cached = _CACHE[network] = _Cache(graph, core_values.groups(graph, net.normalise))
     return cached
 
 
@@ -168,13 +166,14 @@ def build_network(
     edges_coll = util.tag(bpy.data.collections.new(f"{name} edges"), name, "edges_collection")
     coll.children.link(nodes_coll)
     coll.children.link(edges_coll)
-    coll["nnviz_stages"] = core_graph.stage_table(graph)
-    coll["nnviz_normalise"] = per
-    coll["nnviz_layout"] = layout
-    coll["nnviz_theme"] = th.name
-    coll["nnviz_edges"] = str(mode)
-    coll["nnviz_model"] = model.path or ""
-    coll["nnviz_labels"] = json.dumps(model.labels)
+    net = Network(name)
+    net.stages = core_graph.stage_table(graph)
+    net.normalise = per
+    net.layout = layout
+    net.theme = th.name
+    net.edge_mode = str(mode)
+    net.model = model.path or ""
+    net.labels = list(model.labels)
 
     index = np.concatenate([np.arange(s.size) for s in graph.stages]).astype(np.int32)
     pitch = core_layout.PITCH
@@ -296,10 +295,7 @@ def apply_values(name: str, values: np.ndarray) -> None:
     if values.size != cache.graph.node_count:
         raise NetworkError(f"{values.size} values for a network of {cache.graph.node_count} nodes")
     shown = core_values.display(cache.groups, values)
-    obj = util.find("objects", name, "nodes")
-    if obj is None:
-        raise NetworkError(f"network {name!r} has no nodes object (was it deleted?)")
-    scene_nodes.write_values(obj.data, shown.act, shown.level, shown.signed)
+    scene_nodes.write_values(Network(name).nodes.data, shown.act, shown.level, shown.signed)
 
 
 def apply_activations(name: str, model: Model, acts: list[np.ndarray]) -> None:

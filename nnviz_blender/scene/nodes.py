@@ -98,7 +98,7 @@ def build(
     n = len(positions)
     mesh = util.tag(bpy.data.meshes.new(f"{network} nodes"), network, "nodes")
     mesh.vertices.add(n)
-    mesh.vertices.foreach_set("co", np.ascontiguousarray(positions, dtype=np.float32).reshape(-1))
+    attributes.write_positions(mesh, positions)
     zeros = np.zeros(n, dtype=np.float32)
     for name in VALUE_ATTRS:
         attributes.write(mesh, name, zeros, "FLOAT", "POINT")

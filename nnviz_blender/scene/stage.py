@@ -14,6 +14,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from . import compat, edges, materials, util
+from .handle import Network
 
 CAMERAS = ("front", "iso", "top")
 ADAPTIVE_THRESHOLD = 0.05
@@ -369,12 +370,7 @@ def _render_layers(tree, scene, layer: str, x: float, y: float):
 
 def scene_points(network: str) -> np.ndarray:
     """Node positions plus label anchors: what the camera has to fit."""
-    nodes = util.find("objects", network, "nodes")
-    if nodes is None:
-        raise ValueError(f"no network named {network!r}")
-    co = np.empty(len(nodes.data.vertices) * 3, np.float32)
-    nodes.data.vertices.foreach_get("co", co)
-    pts = [co.reshape(-1, 3)]
+    pts = [Network(network).positions()]
     for obj in bpy.data.objects:
         if obj.get(util.TAG) == network and obj.type == "FONT":
             pts.append(np.array([obj.location[:]], np.float32))
@@ -396,9 +392,10 @@ def setup(
 ) -> str:
     """Camera, world, light and render settings for a network; returns the camera's name."""
     scene = scene or bpy.context.scene
-    coll = util.collection(network)
-    layout = layout or str(coll.get("nnviz_layout", "3d"))
-    th = materials.get_theme(theme or str(coll.get("nnviz_theme", "dark")))
+    net = Network(network)
+    coll = net.collection
+    layout = layout or net.layout
+    th = materials.get_theme(theme or net.theme)
     points = scene_points(network)
     aspect = resolution[0] / resolution[1]
     cam = camera(network, coll, points, camera_preset, layout, aspect)

@@ -7,12 +7,13 @@ data-block type. Nothing here keeps a bpy reference between calls.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import bpy
 import numpy as np
 
-from . import compat
+from . import attributes, compat
 
 TAG = "nnviz_network"
 ROLE = "nnviz_role"
@@ -48,11 +49,6 @@ def tag(block, network: str, role: str | None = None):
     return block
 
 
-def owner(block) -> str | None:
-    value = block.get(TAG)
-    return value if isinstance(value, str) else None
-
-
 def owned(network: str) -> list[tuple[str, object]]:
     """Every data-block owned by `network` as (bpy.data attribute, block)."""
     found = []
@@ -61,18 +57,6 @@ def owned(network: str) -> list[tuple[str, object]]:
             if block.get(TAG) == network:
                 found.append((kind, block))
     return found
-
-
-class NetworkError(ValueError):
-    """A request that cannot be built (bad option, unknown network); the message is for users."""
-
-
-def collection(network: str):
-    """The network's own collection (raises NetworkError when the file has no such network)."""
-    coll = find("collections", network, "collection")
-    if coll is None:
-        raise NetworkError(f"no network named {network!r} in this file")
-    return coll
 
 
 def find(kind: str, network: str, role: str):
@@ -108,7 +92,7 @@ def adopt_new(kind: str, before: set[str], network: str) -> None:
             tag(block, network, "shared")
 
 
-UPRIGHT = (1.5707963267948966, 0.0, 0.0)  # text and strips face the front camera (-y)
+UPRIGHT = (math.pi / 2, 0.0, 0.0)  # text and strips face the front camera (-y)
 
 
 def text_object(network, collection, role, body, location, size, mat, align_x="CENTER"):
@@ -144,14 +128,14 @@ def quad_mesh(name: str, network: str, role: str, corners) -> bpy.types.Mesh:
     """A one-face mesh through 4 corners (counter-clockwise) with UVs 0..1, tagged."""
     mesh = tag(bpy.data.meshes.new(name), network, role)
     mesh.vertices.add(4)
-    mesh.vertices.foreach_set("co", np.ascontiguousarray(corners, np.float32).reshape(-1))
+    attributes.write_positions(mesh, corners)
     mesh.loops.add(4)
-    mesh.loops.foreach_set("vertex_index", np.arange(4, dtype=np.int32))
+    attributes.set_items(mesh.loops, "vertex_index", np.arange(4), np.int32)
     mesh.polygons.add(1)
-    mesh.polygons.foreach_set("loop_start", np.zeros(1, np.int32))
-    mesh.polygons.foreach_set("loop_total", np.full(1, 4, np.int32))
+    attributes.set_items(mesh.polygons, "loop_start", [0], np.int32)
+    attributes.set_items(mesh.polygons, "loop_total", [4], np.int32)
     uv = mesh.uv_layers.new(name="UVMap")
-    uv.data.foreach_set("uv", np.array([0, 0, 1, 0, 1, 1, 0, 1], np.float32))
+    attributes.set_items(uv.data, "uv", [0, 0, 1, 0, 1, 1, 0, 1])
     mesh.update()
     return mesh
 

@@ -7,24 +7,21 @@ saving and reloading.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from . import attributes, util
 from . import edges as scene_edges
+from .handle import Network
 
 
 def hidden_stages(network: str) -> list[int]:
-    return [int(s) for s in json.loads(util.collection(network).get("nnviz_hidden", "[]"))]
+    return [int(s) for s in Network(network).hidden]
 
 
 def set_hidden_stages(network: str, stages) -> list[int]:
     """Hide exactly `stages` (indices into the graph's stages); returns them sorted."""
-    coll = util.collection(network)
-    nodes = util.find("objects", network, "nodes")
-    if nodes is None:
-        raise ValueError(f"network {network!r} has no nodes object (was it deleted?)")
+    net = Network(network)
+    nodes = net.nodes
     stage_of = attributes.read(nodes.data, "stage")
     n_stages = int(stage_of.max()) + 1 if stage_of.size else 0
     chosen = sorted({int(s) for s in stages})
@@ -35,7 +32,7 @@ def set_hidden_stages(network: str, stages) -> list[int]:
     attributes.write(nodes.data, "hidden", hide[stage_of], "BOOLEAN", "POINT")
     nodes.data.update_tag()
 
-    edges = util.find("objects", network, "edges")
+    edges = net.edges
     if edges is not None and len(edges.data.curves):
         curves = edges.data
         cut = (
@@ -52,5 +49,5 @@ def set_hidden_stages(network: str, stages) -> list[int]:
         label = util.find("objects", network, f"stage {k}")
         if label is not None:
             label.hide_viewport = label.hide_render = bool(hide[k])
-    coll["nnviz_hidden"] = json.dumps(chosen)
+    net.hidden = chosen
     return chosen

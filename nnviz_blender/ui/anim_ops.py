@@ -23,6 +23,7 @@ from ..animation import bake as anim_bake
 from ..animation import camera as anim_camera
 from ..animation import record
 from ..scene import legend, stage, util
+from ..scene.handle import Network
 from . import ops, state
 from .ops import _Base, target_network
 
@@ -153,8 +154,8 @@ class NNVIZ_OT_record_stop(_Base):
 def _ensure_camera(name: str, scene) -> None:
     if util.find("objects", name, "camera") is not None:
         return
-    coll = util.find("collections", name, "collection")
-    layout = str(coll.get("nnviz_layout", "3d"))
+    net = Network(name)
+    coll, layout = net.collection, net.layout
     aspect = scene.render.resolution_x / scene.render.resolution_y
     cam = stage.camera(name, coll, anim_camera.framing_points(name), "front", layout, aspect)
     scene.camera = bpy.data.objects[cam]

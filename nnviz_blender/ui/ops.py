@@ -24,6 +24,7 @@ from ..core.preprocess import InputError
 from ..inputs import sample_digit
 from ..scene import highlight, util, visibility
 from ..scene import network as scene_network
+from ..scene.handle import Network
 from . import state
 
 USER_ERRORS = (
@@ -218,7 +219,7 @@ class NNVIZ_OT_inspect(_Base):
         if self.source == "CURSOR":
             nodes = bpy.data.objects[_nodes_object(name)]
             local = nodes.matrix_world.inverted() @ context.scene.cursor.location
-            node = nearest_node(highlight.node_positions(name), tuple(local))
+            node = nearest_node(Network(name).positions(), tuple(local))
             stage_index = int(graph.node_stage[node])
             s.inspect_stage = stage_index
             s.inspect_index = node - graph.stages[stage_index].start

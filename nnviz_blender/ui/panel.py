@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import bpy
 
 from .. import live
 from ..scene import network as scene_network
-from ..scene import util, visibility
+from ..scene import visibility
+from ..scene.handle import Network
 from . import state
 from .ops import target_network
 
@@ -148,8 +147,7 @@ class NNVIZ_PT_layers(_Panel, bpy.types.Panel):
         name = _network(self.layout, context)
         if name is None:
             return
-        coll = util.find("collections", name, "collection")
-        stages = json.loads(coll.get("nnviz_stages", "[]"))
+        stages = Network(name).stages
         hidden = set(visibility.hidden_stages(name))
         col = self.layout.column(align=True)
         for k, stage in enumerate(stages):
