@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from .core.forward import forward
+from .core.errors import NNVizError
+from .core.forward import forward, top_k
 from .core.modelfile import Model, ModelError, load_model
 from .core.preprocess import InputError, prepare
 from .scene import attributes, compat, util
@@ -26,7 +27,7 @@ TICK_SECONDS = 0.05
 BRUSH_RADIUS = 12  # pixels on screen; a hint, the user keeps control of the brush
 
 
-class LiveError(RuntimeError):
+class LiveError(NNVizError, RuntimeError):
     """Live mode cannot start or has to stop; the message is for the user."""
 
 
@@ -163,9 +164,7 @@ def show_canvas(network: str, model: Model, pixels: np.ndarray, size: tuple[int,
     except (InputError, ModelError) as exc:
         raise LiveError(str(exc)) from None
     scene_network.apply_activations(network, model, acts)
-    probs = acts[-1].reshape(-1)
-    order = np.argsort(-probs, kind="stable")[:3]
-    Network(network).prediction = [(model.labels[i], float(probs[i])) for i in order]
+    Network(network).prediction = top_k(acts[-1], model.labels)
     _inputs[network] = x
     return acts
 
@@ -260,6 +259,6 @@ def tick() -> float | None:
     for name in list(_sessions):
         try:
             update(name)
-        except (LiveError, scene_network.NetworkError, ReferenceError) as exc:
+        except (NNVizError, ReferenceError) as exc:
             stop(name, str(exc))
     return TICK_SECONDS if _sessions else None

@@ -218,7 +218,7 @@ VARIANTS = {
 def bench_variants(model) -> dict[str, float]:
     import bpy
 
-    from nnviz_blender.scene import edges, materials, network, stage, util
+    from nnviz_blender.scene import edges, network, stage
 
     results = {}
     x = inputs(model, 1)[0]
@@ -241,8 +241,7 @@ def bench_variants(model) -> dict[str, float]:
         layered = code != "FULL_SINGLE"
         stage.setup(name, scene, samples=64, resolution=(960, 540), layered=layered)
         fade = 0.0 if code == "CULL_NONE" else 0.12
-        network.set_edge_threshold(name, fade)
-        materials.set_edge_look(util.find("materials", name, "edges_material"), fade=fade)
+        network.set_edge_fade(name, fade)
         if code and code.split()[0] not in ("SEGMENTS_NONE", "CULL_NONE", "FULL", "FULL_SINGLE"):
             exec(code, {"scene": scene})
         if not code.startswith("FULL"):

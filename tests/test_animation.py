@@ -14,9 +14,10 @@ bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
 
 import nnviz_blender  # noqa: E402
-from nnviz_blender import cli_animate, live  # noqa: E402
+from nnviz_blender import live  # noqa: E402
 from nnviz_blender.animation import bake, camera, passes, record, strokes  # noqa: E402
 from nnviz_blender.animation import schedule as sched  # noqa: E402
+from nnviz_blender.cli import main  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.graph import build_graph, node_values  # noqa: E402
 from nnviz_blender.core.modelfile import load_model  # noqa: E402
@@ -459,13 +460,7 @@ def test_compositing_layers(cnn):
 
 
 def animate(*argv):
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command", required=True)
-    cli_animate.add_parser(sub)
-    args = parser.parse_args(["animate", *map(str, argv)])
-    return args.run(args)
+    return main(["animate", *map(str, argv)])
 
 
 @pytest.mark.parametrize(

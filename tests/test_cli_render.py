@@ -9,8 +9,7 @@ from conftest import MODELS
 bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
 
-from nnviz_blender import cli_render  # noqa: E402
-from nnviz_blender.cli import build_parser  # noqa: E402
+from nnviz_blender.cli import main  # noqa: E402
 from nnviz_blender.core import graph as core_graph  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import load_model  # noqa: E402
@@ -29,8 +28,8 @@ def clean_file():
     yield
 
 
-def parse(*argv):
-    return build_parser().parse_args(["render", *argv])
+def render(*argv):
+    return main(["render", *map(str, argv)])
 
 
 def read_png(path):
@@ -48,12 +47,12 @@ def read_png(path):
 @pytest.mark.slow
 def test_render_writes_a_figure_and_a_blend_that_reopens_intact(tmp_path, capsys):
     out, blend = tmp_path / "fig.png", tmp_path / "fig.blend"
-    args = parse(
+    code = render(
         "--model", "mlp", "--input", "sample:3", "--layout", "flat", "--out", str(out),
         "--resolution", "96x54", "--samples", "4", "--edges", "topk:3", "--theme", "light",
         "--save-blend", str(blend),
     )  # fmt: skip
-    assert cli_render.run(args) == 0
+    assert code == 0
     text = capsys.readouterr().out
     assert "prediction:" in text and "[5/6" in text and "wrote" in text
     px = read_png(out)
@@ -99,7 +98,7 @@ def test_render_writes_a_figure_and_a_blend_that_reopens_intact(tmp_path, capsys
 def test_bad_input_is_reported_and_builds_nothing(tmp_path, capsys, argv, message):
     out = tmp_path / "fig.png"
     objects = len(bpy.data.objects)
-    assert cli_render.run(parse(*argv, "--out", str(out))) == 2
+    assert render(*argv, "--out", str(out)) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err
     assert len(bpy.data.objects) == objects
@@ -107,8 +106,7 @@ def test_bad_input_is_reported_and_builds_nothing(tmp_path, capsys, argv, messag
 
 
 def test_out_must_be_a_png(tmp_path, capsys):
-    args = parse("--model", "mlp", "--input", "sample:3", "--out", str(tmp_path / "fig.jpg"))
-    assert cli_render.run(args) == 2
+    assert render("--model", "mlp", "--input", "sample:3", "--out", tmp_path / "fig.jpg") == 2
     assert ".png" in capsys.readouterr().err
 
 
@@ -125,6 +123,6 @@ def test_out_must_be_a_png(tmp_path, capsys):
 )
 def test_bad_options_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exc:
-        parse("--model", "mlp", "--input", "sample:3", "--out", "x.png", *argv)
+        render("--model", "mlp", "--input", "sample:3", "--out", "x.png", *argv)
     assert exc.value.code == 2
     assert "error" in capsys.readouterr().err

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nnviz_blender.cli import accuracy
 from nnviz_blender.core.forward import predict
+from nnviz_blender.core.mnist import accuracy
 from nnviz_blender.core.preprocess import InputError, center_of_mass, prepare, to_gray
 
 

@@ -13,7 +13,7 @@ from nnviz_blender.core import graph as core_graph  # noqa: E402
 from nnviz_blender.core import values as core_values  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import ModelError, build_model, load_model  # noqa: E402
-from nnviz_blender.scene import attributes, edges, materials, network, stage, util  # noqa: E402
+from nnviz_blender.scene import attributes, edges, network, stage, util  # noqa: E402
 
 TINY_SPEC = {
     "name": "tiny",
@@ -298,8 +298,7 @@ def test_two_networks_are_independent(mlp):
 
 
 def test_bad_model_file_builds_nothing_and_says_why(tmp_path, capsys):
-    from nnviz_blender import cli_render
-    from nnviz_blender.cli import build_parser
+    from nnviz_blender.cli import main
 
     bad = tmp_path / "broken.npz"
     bad.write_bytes(b"this is not a model")
@@ -307,10 +306,7 @@ def test_bad_model_file_builds_nothing_and_says_why(tmp_path, capsys):
         load_model(bad)
     before = counts()
     out = tmp_path / "fig.png"
-    args = build_parser().parse_args(
-        ["render", "--model", str(bad), "--input", "sample:3", "--out", str(out)]
-    )
-    assert cli_render.run(args) == 2
+    assert main(["render", "--model", str(bad), "--input", "sample:3", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "not an .npz model file" in err
     assert counts() == before
@@ -390,8 +386,7 @@ def test_render_follows_the_input_and_the_winner_glows(tmp_path, theme):
 def test_cnn_render_and_transparent_background(tmp_path, cnn):
     name = network.build_network(cnn, "cnn", edges="all")
     network.apply_activations(name, cnn, forward(cnn, digit(cnn)))
-    network.set_edge_threshold(name, 0.2)
-    materials.set_edge_look(util.find("materials", name, "edges_material"), fade=0.2)
+    network.set_edge_fade(name, 0.2)
     stage.setup(name, bpy.context.scene, samples=2, resolution=(64, 48), transparent=True)
     px = render_png(tmp_path / "cnn.png")
     assert px.shape == (48, 64, 4)

@@ -26,6 +26,7 @@ import bpy
 import numpy as np
 
 from ..core import values as vals
+from ..core.errors import NNVizError
 from ..core.graph import Graph
 from ..scene import attributes, compat, util
 from ..scene.handle import Network
@@ -38,7 +39,7 @@ ACT_NAME = "nnviz_act_{}"
 VALUE_ATTRS = ("act", "level", "signed")
 
 
-class BakeError(ValueError):
+class BakeError(NNVizError, ValueError):
     """A bake that cannot be made (no network, wrong number of values...); message for users."""
 
 

@@ -15,6 +15,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
+from ..core.errors import NNVizError
 from ..scene import stage, util
 from ..scene.handle import Network
 from . import keys
@@ -22,7 +23,7 @@ from . import keys
 MOVES = ("fixed", "orbit", "dolly")
 
 
-class CameraError(ValueError):
+class CameraError(NNVizError, ValueError):
     """A camera move that cannot be made; the message is for users."""
 
 

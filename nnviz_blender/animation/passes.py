@@ -20,6 +20,7 @@ from __future__ import annotations
 import bpy
 
 from ..scene import legend, materials, stage, util
+from ..scene.handle import Network
 
 LAYERS = ("NNViz Nodes", "NNViz Edges", "NNViz Labels")
 
@@ -42,9 +43,7 @@ def gather_labels(network: str) -> int:
 def split_layers(network: str, scene=None) -> list[str]:
     """Set up the three view layers and multilayer EXR output; returns the layer names."""
     scene = scene or bpy.context.scene
-    coll = util.find("collections", network, "collection")
-    if coll is None:
-        raise ValueError(f"no network named {network!r} in this file")
+    coll = Network(network).collection
     stage.single_layer_render(network, scene)  # drop the blended two-layer setup, if any
     gather_labels(network)
     parts = {

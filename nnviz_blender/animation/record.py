@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import live
 from ..core import values as vals
+from ..core.errors import NNVizError
 from ..core.graph import build_graph
 from ..core.preprocess import prepare
 from ..scene import attributes
@@ -142,7 +143,7 @@ def tick() -> float | None:
         try:
             capture(name)
             rate = max(rate, _recordings[name].rate)
-        except (RecordError, live.LiveError, ReferenceError, KeyError) as exc:
+        except (NNVizError, ReferenceError, KeyError) as exc:
             _recordings.pop(name, None)
             _messages.append(f"Recording on {name!r} stopped: {exc}")
     return 1.0 / rate if rate > 0 else None

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.errors import NNVizError
+
 MAX_WAVE = 0.95
 
 
-class ScheduleError(ValueError):
+class ScheduleError(NNVizError, ValueError):
     """Timing that cannot be animated (no keys, negative times...); the message is for users."""
 
 

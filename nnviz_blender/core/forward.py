@@ -148,3 +148,10 @@ def _run(model: Model, batch: np.ndarray, keep: bool) -> list[np.ndarray]:
         y = apply_layer(layer, acts[-1])
         acts = [*acts, y] if keep else [y]
     return acts
+
+
+def top_k(probs: np.ndarray, labels: list[str], k: int = 3) -> list[tuple[str, float]]:
+    """The k most probable (label, probability), most probable first (ties: lower index)."""
+    probs = np.asarray(probs).reshape(-1)
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [(labels[i], float(probs[i])) for i in order]

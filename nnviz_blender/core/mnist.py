@@ -9,6 +9,10 @@ import urllib.request
 
 import numpy as np
 
+from .errors import NNVizError
+from .forward import predict
+from .modelfile import Model
+
 FILES = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
@@ -20,7 +24,7 @@ MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 _PREFIX = {"train": "train", "test": "t10k"}
 
 
-class MnistError(ValueError):
+class MnistError(NNVizError, ValueError):
     """A missing or malformed MNIST file."""
 
 
@@ -90,3 +94,13 @@ def load(directory: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise MnistError(f"{directory}: images and labels of the {split} split do not match")
     return images, labels
+
+
+def accuracy(model: Model, images: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy on MNIST-format images (already centred 28x28, fed as the network was trained)."""
+    x = images.astype(np.float32) / 255.0
+    h, w = model.input_shape[1:]
+    pad_y, pad_x = (h - x.shape[1]) // 2, (w - x.shape[2]) // 2
+    if pad_y or pad_x:
+        x = np.pad(x, ((0, 0), (pad_y, h - x.shape[1] - pad_y), (pad_x, w - x.shape[2] - pad_x)))
+    return float((predict(model, x).argmax(axis=1) == labels).mean())

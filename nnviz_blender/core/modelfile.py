@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import NNVizError
+
 FORMAT = "nnviz-model"
 VERSION = 1
 MAX_PARAMETERS = 50_000_000
@@ -26,7 +28,7 @@ LAYER_TYPES = ("dense", "conv2d", *POOLS, "flatten", *ELEMENTWISE, "softmax")
 Shape = tuple[int, ...]
 
 
-class ModelError(ValueError):
+class ModelError(NNVizError, ValueError):
     """A model file or spec that cannot be used; the message is meant for the user."""
 
 

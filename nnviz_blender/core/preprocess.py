@@ -10,12 +10,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .errors import NNVizError
+
 Ink = Literal["auto", "light", "dark"]
 INK_THRESHOLD = 0.1  # ink below this (after normalisation) does not count for the crop box
 LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
-class InputError(ValueError):
+class InputError(NNVizError, ValueError):
     """An image that cannot be turned into a network input; the message is for the user."""
 
 

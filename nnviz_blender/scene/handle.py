@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from ..core.errors import NNVizError
 from . import attributes, util
 
 
-class NetworkError(ValueError):
+class NetworkError(NNVizError, ValueError):
     """A request that cannot be built (bad option, unknown network); the message is for users."""
 
 

@@ -271,18 +271,20 @@ def _solid_edges(name: str, theme: materials.Theme) -> None:
 def set_solid_colors(name: str, on: bool) -> None:
     """Colour by material bins (Workbench, Solid viewport) instead of by attributes."""
     for role, modifier in (("nodes", scene_nodes.MODIFIER), ("edges", scene_edges.MODIFIER)):
-        obj = util.find("objects", name, role)
-        mod = obj.modifiers.get(modifier) if obj is not None else None
+        mod = Network(name).modifier(role, modifier)
         if mod is not None:
             util.set_modifier_input(mod, "Solid Colors", bool(on))
 
 
-def set_edge_threshold(name: str, threshold: float) -> None:
-    """Delete edges with |glow| below `threshold` (Geometry Nodes, follows every update)."""
-    obj = util.find("objects", name, "edges")
-    mod = obj.modifiers.get(scene_edges.MODIFIER) if obj is not None else None
+def set_edge_fade(name: str, fade: float, strength: float | None = None) -> None:
+    """Edges with |glow| below `fade` are deleted (Geometry Nodes, follows every update) and the
+    rest fade in from that level (the material); `strength` scales their brightness."""
+    mod = Network(name).modifier("edges", scene_edges.MODIFIER)
     if mod is not None:
-        util.set_modifier_input(mod, "Threshold", float(threshold))
+        util.set_modifier_input(mod, "Threshold", float(fade))
+    mat = util.find("materials", name, "edges_material")
+    if mat is not None:
+        materials.set_edge_look(mat, strength=strength, fade=fade)
 
 
 # --- update -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import attributes, util
 from . import edges as scene_edges
-from .handle import Network
+from .handle import Network, NetworkError
 
 
 def hidden_stages(network: str) -> list[int]:
@@ -26,7 +26,7 @@ def set_hidden_stages(network: str, stages) -> list[int]:
     n_stages = int(stage_of.max()) + 1 if stage_of.size else 0
     chosen = sorted({int(s) for s in stages})
     if any(s < 0 or s >= n_stages for s in chosen):
-        raise ValueError(f"layers are numbered 0-{n_stages - 1}")
+        raise NetworkError(f"layers are numbered 0-{n_stages - 1}")
     hide = np.zeros(n_stages, dtype=bool)
     hide[chosen] = True
     attributes.write(nodes.data, "hidden", hide[stage_of], "BOOLEAN", "POINT")

@@ -21,7 +21,8 @@ from bpy.props import (
 from .. import live
 from ..animation import bake as anim_bake
 from ..animation import camera as anim_camera
-from ..animation import record
+from ..animation import output, record, sequence
+from ..core.values import key_values
 from ..scene import legend, stage, util
 from ..scene.handle import Network
 from . import ops, state
@@ -163,12 +164,11 @@ def _ensure_camera(name: str, scene) -> None:
 
 def bake_inputs(name: str, spec: str, s: NNVizAnimSettings, scene) -> anim_bake.BakeInfo:
     """Bake a list of inputs (the panel's Inputs field) on the network `name`."""
-    from ..cli_animate import key_states, parse_inputs
-    from ..core.values import key_values
-
     model = live.network_model(name)
     fps = scene.render.fps / scene.render.fps_base
-    xs, sched = key_states(model, parse_inputs(spec), s.draw, fps, s.hold, s.transition)
+    xs, sched = sequence.key_states(
+        model, sequence.parse_inputs(spec), s.draw, fps, s.hold, s.transition
+    )
     graph = state.graph(name, model)
     values = key_values(model, graph, xs)
     info = anim_bake.bake(name, graph, values, sched, wave=0.7 if s.wave else 0.0, scene=scene)
@@ -252,13 +252,11 @@ class NNVIZ_OT_figure(_Base):
 
 def configure_output(scene, path: str) -> str:
     """Point the scene's output at a folder (PNG frames) or a video file; returns the path."""
-    from ..cli_animate import _output, output_kind
-
     out = bpy.path.abspath(path or "//nnviz_frames/")
     if out.endswith(("/", "\\")):
         out = out.rstrip("/\\")
-    kind = output_kind(out, passes=False)
-    _output(scene, out, kind, scene.render.film_transparent)
+    kind = output.output_kind(out, passes=False)
+    output.configure(scene, out, kind, scene.render.film_transparent)
     return out
 
 
@@ -296,7 +294,7 @@ class NNVIZ_OT_render_animation(_Base):
             bpy.app.handlers.render_write.remove(on_write)
             wm.progress_end()
         if not (os.path.isdir(out) or os.path.isfile(out)):
-            raise OSError(f"the render wrote nothing to {out}")
+            raise output.OutputError(f"the render wrote nothing to {out}")
         return f"Rendered {done[0]} frames to {out}"
 
 

@@ -16,25 +16,16 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty
 
 from .. import live
 from ..animation import bake
+from ..core.errors import NNVizError
 from ..core.forward import forward
 from ..core.graph import incoming, node_values, trace
 from ..core.inspect import describe, nearest_node
-from ..core.modelfile import ModelError, load_model
-from ..core.preprocess import InputError
+from ..core.modelfile import load_model
 from ..inputs import sample_digit
 from ..scene import highlight, util, visibility
 from ..scene import network as scene_network
-from ..scene.handle import Network
+from ..scene.handle import Network, NetworkError
 from . import state
-
-USER_ERRORS = (
-    ModelError,
-    InputError,
-    live.LiveError,
-    scene_network.NetworkError,
-    ValueError,
-    OSError,
-)
 
 
 def target_network(context) -> str:
@@ -46,8 +37,8 @@ def target_network(context) -> str:
     if len(names) == 1:
         return names[0]
     if not names:
-        raise live.LiveError("no network in this file: build one first")
-    raise live.LiveError("several networks in this file: choose one in the NNViz panel")
+        raise NetworkError("no network in this file: build one first")
+    raise NetworkError("several networks in this file: choose one in the NNViz panel")
 
 
 class _Base(bpy.types.Operator):
@@ -59,7 +50,7 @@ class _Base(bpy.types.Operator):
     def execute(self, context):
         try:
             message = self.run(context)
-        except USER_ERRORS as exc:
+        except NNVizError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         except Exception as exc:  # a bug of ours: still a report, the traceback in the console
@@ -217,9 +208,9 @@ class NNVIZ_OT_inspect(_Base):
         s = context.scene.nnviz
         model, graph, acts = _activations(name)
         if self.source == "CURSOR":
-            nodes = bpy.data.objects[_nodes_object(name)]
-            local = nodes.matrix_world.inverted() @ context.scene.cursor.location
-            node = nearest_node(Network(name).positions(), tuple(local))
+            net = Network(name)
+            local = net.nodes.matrix_world.inverted() @ context.scene.cursor.location
+            node = nearest_node(net.positions(), tuple(local))
             stage_index = int(graph.node_stage[node])
             s.inspect_stage = stage_index
             s.inspect_index = node - graph.stages[stage_index].start
@@ -279,19 +270,12 @@ class NNVIZ_OT_toggle_layer(_Base):
         return None
 
 
-def _nodes_object(name: str) -> str:
-    obj = util.find("objects", name, "nodes")
-    if obj is None:
-        raise live.LiveError(f"network {name!r} has no nodes object")
-    return obj.name
-
-
 def _chosen_node(graph, s) -> int:
     if s.inspect_stage >= len(graph.stages):
-        raise live.LiveError(f"layer {s.inspect_stage} does not exist (0-{len(graph.stages) - 1})")
+        raise NetworkError(f"layer {s.inspect_stage} does not exist (0-{len(graph.stages) - 1})")
     stage = graph.stages[s.inspect_stage]
     if s.inspect_index >= stage.size:
-        raise live.LiveError(f"{stage.name} has {stage.size} nodes (index 0-{stage.size - 1})")
+        raise NetworkError(f"{stage.name} has {stage.size} nodes (index 0-{stage.size - 1})")
     return stage.start + s.inspect_index
 
 

@@ -7,7 +7,7 @@ import bpy
 from .. import live
 from ..scene import network as scene_network
 from ..scene import visibility
-from ..scene.handle import Network
+from ..scene.handle import Network, NetworkError
 from . import state
 from .ops import target_network
 
@@ -16,7 +16,7 @@ def _network(layout, context) -> str | None:
     """The network the panels act on (as the operators choose it), or None with a hint drawn."""
     try:
         return target_network(context)
-    except live.LiveError:
+    except NetworkError:
         several = len(scene_network.list_networks()) > 1
         hint = "Choose a network in the Network panel" if several else "Build a network first"
         layout.label(text=hint, icon="INFO")

@@ -14,64 +14,7 @@ import os
 import sys
 import time
 
-DEFAULT_FADE = 0.12  # edges below this share of full strength do not show (and are not traced)
-
-
-def _resolution(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad resolution {text!r}: use WxH, e.g. 1920x1080"
-        ) from None
-    if not (16 <= w <= 16384 and 16 <= h <= 16384):
-        raise argparse.ArgumentTypeError(f"resolution {w}x{h} out of range (16 to 16384)")
-    return w, h
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1): {value}")
-    return value
-
-
-def add_scene_options(p: argparse.ArgumentParser, samples: int, resolution) -> None:
-    """The options `render` and `animate` share: model, look, engine and output settings."""
-    p.add_argument("--model", required=True, help="mlp, cnn or a path to a .npz model")
-    p.add_argument("--layout", choices=("3d", "flat"), default="3d")
-    p.add_argument("--theme", choices=("dark", "light"), default="dark")
-    p.add_argument("--engine", choices=("cycles", "eevee", "workbench"), default="cycles")
-    p.add_argument("--samples", type=_positive_int, default=samples)
-    p.add_argument("--resolution", type=_resolution, default=resolution, metavar="WxH")
-    p.add_argument(
-        "--edges",
-        default="all",
-        help="all, none, topk:K (K strongest inputs per node by "
-        "|weight|) or contrib:T (only |weight x activation| above T, follows the input)",
-    )
-    p.add_argument(
-        "--edge-fade",
-        type=_fraction,
-        default=DEFAULT_FADE,
-        help=f"edges weaker than this share of full strength fade out (default {DEFAULT_FADE})",
-    )
-    p.add_argument("--transparent", action="store_true", help="transparent background (RGBA)")
-    p.add_argument("--save-blend", metavar="FILE", help="also save the scene as a .blend")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+from .options import UsageError, add_scene_options, build_scene, need_bpy, save_blend, setup_studio
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -140,44 +83,24 @@ def _render_stats_printer(progress: _Progress, layers: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import bpy  # noqa: F401
-    except ImportError:
-        print(
-            "error: rendering needs Blender's Python module: pip install bpy "
-            "(or run inside Blender)",
-            file=sys.stderr,
-        )
-        return 2
-    from .core.forward import forward
-    from .core.modelfile import ModelError, load_model
-    from .core.preprocess import InputError, prepare
-    from .inputs import load_inputs
-    from .paths import shipped_model
-    from .scene.network import NetworkError
-
-    try:
-        return _run(args, forward, load_model, prepare, load_inputs, shipped_model)
-    except (ModelError, InputError, NetworkError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _run(args, forward, load_model, prepare, load_inputs, shipped_model) -> int:
+    need_bpy("rendering")
     import bpy
-    import numpy as np
 
-    from .scene import materials, network, stage, util
+    from ..core.forward import forward
+    from ..core.graph import build_graph, node_values
+    from ..core.modelfile import load_model
+    from ..core.preprocess import prepare
+    from ..inputs import load_inputs
+    from ..paths import shipped_model
+    from ..scene import network
+    from ..scene.handle import Network
 
     out = os.path.abspath(args.out)
     if not out.lower().endswith(".png"):
-        raise ValueError(f"--out must be a .png file, not {args.out!r}")
+        raise UsageError(f"--out must be a .png file, not {args.out!r}")
     if os.path.isdir(out):
-        raise ValueError(f"--out is a directory: {args.out}")
-    mode = network.parse_edges(args.edges)
+        raise UsageError(f"--out is a directory: {args.out}")
+    network.parse_edges(args.edges)  # a bad edge mode fails before any work
     progress = _Progress(args.quiet, 5 + bool(args.save_blend))
 
     progress(f"loading model {args.model}")
@@ -189,50 +112,32 @@ def _run(args, forward, load_model, prepare, load_inputs, shipped_model) -> int:
 
     progress(f"running {model.name} on {label}")
     acts = forward(model, prepare(model, image))
-    probs = np.asarray(acts[-1]).reshape(-1)
-    best = int(np.argmax(probs))
+    probs = acts[-1].reshape(-1)
+    best = int(probs.argmax())
     progress.note(f"prediction: {model.labels[best]} ({probs[best]:.1%})")
 
     progress(f"building the {args.layout} network ({args.edges} edges)")
     t = time.perf_counter()
-    bpy.ops.wm.read_homefile(use_empty=True)
-    scene = bpy.context.scene
-    name = network.build_network(
+    name = build_scene(
         model,
-        model.name,
-        layout=args.layout,
+        args,
+        node_values(build_graph(model), acts),
+        edge_strength=args.edge_strength,
         node_shape=None if args.node_shape == "theme" else args.node_shape,
-        edges=mode,
-        theme=args.theme,
         spacing=args.spacing,
         colormap=args.colormap,
-        scene=scene,
     )
-    network.apply_activations(name, model, acts)
-    edges_obj = util.find("objects", name, "edges")
-    edge_mat = util.find("materials", name, "edges_material")
+    edges_obj = Network(name).edges
     if edges_obj is not None:
         # Invisible edges are not traced: the threshold deletes them in Geometry Nodes and the
         # material fades the rest in from the same level.
-        fade = max(args.edge_fade, mode.threshold)
-        network.set_edge_threshold(name, fade)
-        materials.set_edge_look(edge_mat, strength=args.edge_strength, fade=fade)
         drawn = _drawn_edges(bpy, edges_obj)
         progress.note(f"{len(edges_obj.data.curves):,} edges built, {drawn:,} above the fade level")
     progress.note(f"built in {time.perf_counter() - t:.2f}s")
 
     progress(f"stage: {args.camera} camera, {args.theme} theme, {args.engine}")
-    stage.setup(
-        name,
-        scene,
-        camera_preset=args.camera,
-        layout=args.layout,
-        theme=args.theme,
-        engine=args.engine,
-        samples=args.samples,
-        resolution=args.resolution,
-        transparent=args.transparent,
-    )
+    setup_studio(name, args, args.camera)
+    scene = bpy.context.scene
     scene.render.filepath = out
     os.makedirs(os.path.dirname(out), exist_ok=True)
 
@@ -252,10 +157,8 @@ def _run(args, forward, load_model, prepare, load_inputs, shipped_model) -> int:
     progress.note(f"rendered in {time.perf_counter() - t:.1f}s")
 
     if args.save_blend:
-        blend = os.path.abspath(args.save_blend)
-        progress(f"saving {blend}")
-        os.makedirs(os.path.dirname(blend), exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=blend, check_existing=False)
+        progress(f"saving {os.path.abspath(args.save_blend)}")
+        save_blend(args.save_blend)
     if not args.quiet:
         print(f"wrote {out}")
     return 0

@@ -1,32 +1,23 @@
-"""`python -m nnviz_blender <command>`: predict, evaluate (NumPy only) and render (needs bpy)."""
+"""`predict` and `evaluate`: classify drawings, measure accuracy (NumPy only, no Blender)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Sequence
 
 import numpy as np
 
-from .core import mnist
-from .core.forward import forward, predict
-from .core.graph import build_graph
-from .core.modelfile import Model, ModelError, load_model
-from .core.preprocess import InputError, prepare
-from .inputs import load_inputs
-from .paths import shipped_model
-
-USER_ERRORS = (ModelError, InputError, mnist.MnistError)
+from ..core import mnist
+from ..core.forward import forward, top_k
+from ..core.graph import build_graph
+from ..core.modelfile import Model, load_model
+from ..core.preprocess import prepare
+from ..inputs import load_inputs
+from ..paths import shipped_model
 
 
 def _model(name: str) -> Model:
     return load_model(shipped_model(name))
-
-
-def top_k(probs: np.ndarray, labels: list[str], k: int = 3) -> list[tuple[str, float]]:
-    order = np.argsort(-probs, kind="stable")[:k]
-    return [(labels[i], float(probs[i])) for i in order]
 
 
 def describe(model: Model, image: np.ndarray) -> dict:
@@ -63,22 +54,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def accuracy(model: Model, images: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy on MNIST-format images (already centred 28x28, fed as the network was trained)."""
-    x = images.astype(np.float32) / 255.0
-    h, w = model.input_shape[1:]
-    pad_y, pad_x = (h - x.shape[1]) // 2, (w - x.shape[2]) // 2
-    if pad_y or pad_x:
-        x = np.pad(x, ((0, 0), (pad_y, h - x.shape[1] - pad_y), (pad_x, w - x.shape[2] - pad_x)))
-    return float((predict(model, x).argmax(axis=1) == labels).mean())
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     model = _model(args.model)
     images, labels = mnist.load(args.mnist, "test")
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
-    acc = accuracy(model, images, labels)
+    acc = mnist.accuracy(model, images, labels)
     if args.json:
         print(json.dumps({"accuracy": acc, "n": len(labels)}))
     else:
@@ -86,10 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nnviz_blender", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_parsers(sub) -> None:
     p = sub.add_parser("predict", help="classify drawings (NumPy only)")
     p.add_argument("--model", required=True, help="mlp, cnn or a path to a .npz model")
     p.add_argument("--input", required=True, help="sample:<digit>, a .npy image/stack or a .png")
@@ -102,18 +80,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="use only the first N test images")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_evaluate)
-
-    from . import cli_animate, cli_render  # they import bpy only when run
-
-    cli_render.add_parser(sub)
-    cli_animate.add_parser(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args))
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2

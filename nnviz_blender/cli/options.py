@@ -1,0 +1,139 @@
+"""What `render` and `animate` share: option types, the scene options, and building the scene.
+
+Blender's `bpy` is imported only inside the functions that need it, so `predict` and `evaluate`
+work without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..core.errors import NNVizError
+
+DEFAULT_FADE = 0.12  # edges below this share of full strength do not show (and are not traced)
+
+
+class UsageError(NNVizError):
+    """A command line that cannot be carried out (bad output path, no Blender module...)."""
+
+
+def resolution_type(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad resolution {text!r}: use WxH, e.g. 1920x1080"
+        ) from None
+    if not (16 <= w <= 16384 and 16 <= h <= 16384):
+        raise argparse.ArgumentTypeError(f"resolution {w}x{h} out of range (16 to 16384)")
+    return w, h
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1): {value}")
+    return value
+
+
+def add_scene_options(p: argparse.ArgumentParser, samples: int, resolution) -> None:
+    """The options `render` and `animate` share: model, look, engine and output settings."""
+    p.add_argument("--model", required=True, help="mlp, cnn or a path to a .npz model")
+    p.add_argument("--layout", choices=("3d", "flat"), default="3d")
+    p.add_argument("--theme", choices=("dark", "light"), default="dark")
+    p.add_argument("--engine", choices=("cycles", "eevee", "workbench"), default="cycles")
+    p.add_argument("--samples", type=positive_int, default=samples)
+    p.add_argument("--resolution", type=resolution_type, default=resolution, metavar="WxH")
+    p.add_argument(
+        "--edges",
+        default="all",
+        help="all, none, topk:K (K strongest inputs per node by "
+        "|weight|) or contrib:T (only |weight x activation| above T, follows the input)",
+    )
+    p.add_argument(
+        "--edge-fade",
+        type=fraction,
+        default=DEFAULT_FADE,
+        help=f"edges weaker than this share of full strength fade out (default {DEFAULT_FADE})",
+    )
+    p.add_argument("--transparent", action="store_true", help="transparent background (RGBA)")
+    p.add_argument("--save-blend", metavar="FILE", help="also save the scene as a .blend")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def need_bpy(what: str) -> None:
+    """UsageError unless Blender's Python module can be imported."""
+    try:
+        import bpy  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            f"{what} needs Blender's Python module: pip install bpy (or run inside Blender)"
+        ) from None
+
+
+def build_scene(model, args, values, edge_strength: float | None = None, **build) -> str:
+    """An empty file with the network built as the scene options say, showing node `values`
+    (raw, one per node), edges faded from --edge-fade; returns the network's name."""
+    import bpy
+
+    from ..scene import network
+
+    mode = network.parse_edges(args.edges)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    name = network.build_network(
+        model,
+        model.name,
+        layout=args.layout,
+        edges=mode,
+        theme=args.theme,
+        scene=bpy.context.scene,
+        **build,
+    )
+    network.apply_values(name, values)
+    network.set_edge_fade(name, max(args.edge_fade, mode.threshold), strength=edge_strength)
+    return name
+
+
+def setup_studio(name: str, args, camera_preset: str, layered: bool = True) -> None:
+    """Camera, world, light and render settings from the scene options."""
+    import bpy
+
+    from ..scene import stage
+
+    stage.setup(
+        name,
+        bpy.context.scene,
+        camera_preset=camera_preset,
+        layout=args.layout,
+        theme=args.theme,
+        engine=args.engine,
+        samples=args.samples,
+        resolution=args.resolution,
+        transparent=args.transparent,
+        layered=layered,
+    )
+
+
+def save_blend(path: str) -> str:
+    """Save the open file as `path` (folders made); returns the absolute path."""
+    import os
+
+    import bpy
+
+    blend = os.path.abspath(path)
+    os.makedirs(os.path.dirname(blend) or ".", exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=blend, check_existing=False)
+    return blend
