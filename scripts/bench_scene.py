@@ -218,7 +218,7 @@ VARIANTS = {
 def bench_variants(model) -> dict[str, float]:
     import bpy
 
-    from nnviz_blender.scene import edges, network, stage
+    from nnviz_blender.scene import edges, network, studio
 
     results = {}
     x = inputs(model, 1)[0]
@@ -239,7 +239,7 @@ def bench_variants(model) -> dict[str, float]:
         network.show_input(name, model, x)
         scene = bpy.context.scene
         layered = code != "FULL_SINGLE"
-        stage.setup(name, scene, samples=64, resolution=(960, 540), layered=layered)
+        studio.setup(name, scene, samples=64, resolution=(960, 540), layered=layered)
         fade = 0.0 if code == "CULL_NONE" else 0.12
         network.set_edge_fade(name, fade)
         if code and code.split()[0] not in ("SEGMENTS_NONE", "CULL_NONE", "FULL", "FULL_SINGLE"):

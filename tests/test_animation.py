@@ -24,7 +24,7 @@ from nnviz_blender.core.modelfile import load_model  # noqa: E402
 from nnviz_blender.core.preprocess import prepare  # noqa: E402
 from nnviz_blender.core.values import key_values  # noqa: E402
 from nnviz_blender.inputs import sample_digit  # noqa: E402
-from nnviz_blender.scene import attributes, legend, network, stage, util  # noqa: E402
+from nnviz_blender.scene import attributes, legend, network, studio, util  # noqa: E402
 
 CNN = os.path.join(MODELS, "cnn.npz")
 
@@ -257,7 +257,7 @@ def test_farm_renders_two_different_frames(cnn, graph, tmp_path):
     _, kv = digits_values(cnn, graph, [1, 0])
     s = sched.sequence(2, fps=4, hold=0.5, transition=0.0)
     bake.bake(name, graph, kv, s)
-    stage.setup(name, engine="cycles", samples=1, resolution=(64, 36), layered=False)
+    studio.setup(name, engine="cycles", samples=1, resolution=(64, 36), layered=False)
     blend = tmp_path / "render.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     run_fresh(RENDER, blend, tmp_path / "frame", 1, s.frame_end)
@@ -365,7 +365,7 @@ def test_recording_is_saved_with_the_file(cnn, tmp_path):
 def test_camera_orbit_and_dolly(cnn):
     name = build(cnn)
     legend.add(name)
-    stage.setup(name, engine="workbench", resolution=(320, 180))
+    studio.setup(name, engine="workbench", resolution=(320, 180))
     scene = bpy.context.scene
     title = util.find("objects", name, "legend title")
     scene.frame_set(1)
@@ -399,7 +399,7 @@ def test_camera_orbit_and_dolly(cnn):
     near0 = np.array(cam.matrix_world.translation)
     scene.frame_set(48)
     near1 = np.array(cam.matrix_world.translation)
-    centre = stage.scene_points(name).mean(axis=0)
+    centre = studio.scene_points(name).mean(axis=0)
     assert np.linalg.norm(near1 - centre) < np.linalg.norm(near0 - centre)
     with pytest.raises(camera.CameraError):
         camera.animate(name, "spin", 1, 48)
@@ -440,7 +440,7 @@ def test_probability_bars_follow_the_baked_output(cnn, graph):
 def test_compositing_layers(cnn):
     name = build(cnn, edges="topk:1")
     legend.add(name, bars=False)
-    stage.setup(name, engine="cycles", samples=1, resolution=(64, 36))
+    studio.setup(name, engine="cycles", samples=1, resolution=(64, 36))
     scene = bpy.context.scene
     layers = passes.split_layers(name, scene)
     assert layers == list(passes.LAYERS)
@@ -598,7 +598,7 @@ def test_remove_network_leaves_no_orphan_data(cnn, graph):
     name = build(cnn)
     _, kv = digits_values(cnn, graph, [0, 1])
     bake.bake(name, graph, kv, sched.sequence(2))
-    stage.setup(name, engine="workbench", resolution=(320, 180))
+    studio.setup(name, engine="workbench", resolution=(320, 180))
     camera.animate(name, "orbit", 1, 48)
     assert len([a for a in bpy.data.actions if a.get(util.TAG) == name]) == 2
     network.remove_network(name)

@@ -13,7 +13,7 @@ from nnviz_blender.cli import main  # noqa: E402
 from nnviz_blender.core import graph as core_graph  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import load_model  # noqa: E402
-from nnviz_blender.scene import attributes, network, stage, util  # noqa: E402
+from nnviz_blender.scene import attributes, network, studio, util  # noqa: E402
 
 HAVE_MODELS = os.path.isfile(os.path.join(MODELS, "mlp.npz")) and os.path.isfile(
     os.path.join(MODELS, "samples.npz")
@@ -66,11 +66,11 @@ def test_render_writes_a_figure_and_a_blend_that_reopens_intact(tmp_path, capsys
     edges_obj = util.find("objects", name, "edges")
     assert nodes is not None and edges_obj is not None
     assert bpy.context.scene.camera is not None
-    assert stage.EDGE_LAYER in bpy.context.scene.view_layers
+    assert studio.EDGE_LAYER in bpy.context.scene.view_layers
     # the saved activations drive the Geometry Nodes glow with no add-on code involved
     act = attributes.read(nodes.data, "act")
     assert np.abs(act).max() > 0
-    stage.single_layer_render(name, bpy.context.scene)  # edges back in the active view layer
+    studio.single_layer_render(name, bpy.context.scene)  # edges back in the active view layer
     evaluated = edges_obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
     glow = attributes.read(evaluated, "glow")
     curves = edges_obj.data

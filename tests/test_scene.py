@@ -13,7 +13,7 @@ from nnviz_blender.core import graph as core_graph  # noqa: E402
 from nnviz_blender.core import values as core_values  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import ModelError, build_model, load_model  # noqa: E402
-from nnviz_blender.scene import attributes, edges, network, stage, util  # noqa: E402
+from nnviz_blender.scene import attributes, edges, network, studio, util  # noqa: E402
 
 TINY_SPEC = {
     "name": "tiny",
@@ -261,15 +261,15 @@ def test_build_rebuild_remove_leave_no_orphans(mlp):
     scene = bpy.context.scene
     before = counts()
     network.build_network(mlp, "net", edges="topk:3")
-    stage.setup("net", scene, resolution=(64, 48), samples=1)
+    studio.setup("net", scene, resolution=(64, 48), samples=1)
     built = counts()
     assert built["objects"] > before["objects"]
     network.build_network(mlp, "net", edges="topk:3", theme="light", layout="flat")
-    stage.setup("net", scene, resolution=(64, 48), samples=1)
+    studio.setup("net", scene, resolution=(64, 48), samples=1)
     assert counts() == built  # rebuilding replaces, never accumulates
     assert network.remove_network("net")
     assert counts() == before
-    assert stage.EDGE_LAYER not in scene.view_layers
+    assert studio.EDGE_LAYER not in scene.view_layers
     assert not network.remove_network("net")
     cube = bpy.data.objects["UserCube"]
     assert tuple(cube.location) == (1.0, 2.0, 3.0)
@@ -365,7 +365,7 @@ def test_render_follows_the_input_and_the_winner_glows(tmp_path, theme):
     model = tiny_model()
     name = network.build_network(model, "tiny", edges="all", theme=theme, layout="flat")
     w, h = 96, 72
-    stage.setup(name, bpy.context.scene, camera_preset="front", samples=4, resolution=(w, h))
+    studio.setup(name, bpy.context.scene, camera_preset="front", samples=4, resolution=(w, h))
     out = core_graph.build_graph(model).stages[-1]
     images, winners = [], []
     for c in (0, 2):
@@ -387,7 +387,7 @@ def test_cnn_render_and_transparent_background(tmp_path, cnn):
     name = network.build_network(cnn, "cnn", edges="all")
     network.apply_activations(name, cnn, forward(cnn, digit(cnn)))
     network.set_edge_fade(name, 0.2)
-    stage.setup(name, bpy.context.scene, samples=2, resolution=(64, 48), transparent=True)
+    studio.setup(name, bpy.context.scene, samples=2, resolution=(64, 48), transparent=True)
     px = render_png(tmp_path / "cnn.png")
     assert px.shape == (48, 64, 4)
     assert px[0, 0, 3] < 0.01  # corner: background is transparent

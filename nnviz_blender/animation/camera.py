@@ -16,7 +16,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..core.errors import NNVizError
-from ..scene import stage, util
+from ..scene import studio, util
 from ..scene.handle import Network
 from . import keys
 
@@ -40,7 +40,7 @@ def _turned(points: np.ndarray, centre: np.ndarray, angles) -> np.ndarray:
 def framing_points(network: str) -> np.ndarray:
     """What the camera has to fit: nodes, label anchors and the corners of figure objects
     (legend strips, bars, captions), which scene_points knows only by their origins."""
-    pts = [stage.scene_points(network)]
+    pts = [studio.scene_points(network)]
     fig = util.find("collections", network, "figure_collection")
     if fig is not None:
         depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -55,7 +55,7 @@ def fit(cam, points: np.ndarray, scene, margin: float = 1.05) -> None:
     """Fill the frame with `points`, perspective included: zoom (lens or ortho scale) and
     centre with the lens shift, so the view direction stays what the preset chose.
 
-    stage.frame centres the projected box orthographically, which leaves a perspective view
+    studio.frame centres the projected box orthographically, which leaves a perspective view
     of a tall network off-centre; this measures where the points really land and corrects.
     """
     from bpy_extras.object_utils import world_to_camera_view
@@ -171,7 +171,7 @@ def animate(
             math.radians(swing_degrees),
         )
     else:
-        stage.frame(cam, points, view, style, aspect)
+        studio.frame(cam, points, view, style, aspect)
         cam.data.shift_x = cam.data.shift_y = 0.0
         fit(cam, points, scene)
         if move == "dolly":
@@ -193,7 +193,7 @@ def _orbit(scene, network, coll, cam, points, style, view, aspect, start, end, t
         values = [0.0, 2 * math.pi * turns]
         interpolation = "LINEAR"
     everywhere = _turned(points, centre, angles)
-    stage.frame(cam, everywhere, view, style, aspect)
+    studio.frame(cam, everywhere, view, style, aspect)
     cam.data.shift_x = cam.data.shift_y = 0.0
     fit(cam, everywhere, scene)
     pivot = util.tag(bpy.data.objects.new(f"{network} camera pivot", None), network, "camera_pivot")

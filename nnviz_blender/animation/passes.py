@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..scene import legend, materials, stage, util
+from ..scene import legend, materials, studio, util
 from ..scene.handle import Network
 
 LAYERS = ("NNViz Nodes", "NNViz Edges", "NNViz Labels")
@@ -44,7 +44,7 @@ def split_layers(network: str, scene=None) -> list[str]:
     """Set up the three view layers and multilayer EXR output; returns the layer names."""
     scene = scene or bpy.context.scene
     coll = Network(network).collection
-    stage.single_layer_render(network, scene)  # drop the blended two-layer setup, if any
+    studio.single_layer_render(network, scene)  # drop the blended two-layer setup, if any
     gather_labels(network)
     parts = {
         "NNViz Nodes": util.find("collections", network, "nodes_collection"),

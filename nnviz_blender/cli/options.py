@@ -111,9 +111,9 @@ def setup_studio(name: str, args, camera_preset: str, layered: bool = True) -> N
     """Camera, world, light and render settings from the scene options."""
     import bpy
 
-    from ..scene import stage
+    from ..scene import studio
 
-    stage.setup(
+    studio.setup(
         name,
         bpy.context.scene,
         camera_preset=camera_preset,

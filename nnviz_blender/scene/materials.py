@@ -245,7 +245,7 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
       strand a ray crosses costs a transparent bounce.
     - 1: opaque emission colour x a, plus an AOV `edge_alpha` = a ("over" themes) or 0 ("add"),
       for an edges-only view layer that the compositor blends as base x (1 - alpha) + edges.
-      One hit per ray instead of dozens (see stage.layered_render).
+      One hit per ray instead of dozens (see studio.layered_render).
     """
     mat = util.new_material(f"{network} edges", network, "edges_material")
     nt = mat.node_tree

@@ -21,7 +21,7 @@ from ..core.forward import forward
 from ..core.modelfile import Model, ModelError
 from . import edges as scene_edges
 from . import labels as scene_labels
-from . import materials, util
+from . import materials, solid, studio, util
 from . import nodes as scene_nodes
 from .handle import Network, NetworkError
 
@@ -102,10 +102,8 @@ def list_networks() -> list[str]:
 def remove_network(name: str) -> bool:
     """Remove everything the network made; True if there was something to remove."""
     _CACHE.pop(name, None)
-    from . import stage
-
     for scene in bpy.data.scenes:
-        stage.remove_edge_layer(name, scene)
+        studio.remove_edge_layer(name, scene)
     return util.remove_owned(name) > 0
 
 
@@ -160,7 +158,7 @@ def build_network(
     scene = scene or bpy.context.scene
     coll = util.tag(bpy.data.collections.new(name), name, "collection")
     scene.collection.children.link(coll)
-    # Children so a view layer can treat them apart (stage.layered_render): nodes and labels,
+    # Children so a view layer can treat them apart (studio.layered_render): nodes and labels,
     # and edges.
     nodes_coll = util.tag(bpy.data.collections.new(f"{name} nodes"), name, "nodes_collection")
     edges_coll = util.tag(bpy.data.collections.new(f"{name} edges"), name, "edges_collection")
@@ -192,7 +190,7 @@ def build_network(
         material=node_mat,
     )
 
-    _solid_nodes(name, th, colormap)
+    solid.add_to_nodes(name, th, colormap)
 
     if mode.kind != "none":
         pick = core_graph.select_edges(graph, "topk", mode.k) if mode.kind == "topk" else None
@@ -217,7 +215,7 @@ def build_network(
             material=edge_mat,
             behind=(0.6 * pitch, 4.0 * pitch) if layout == "flat" else None,
         )
-        _solid_edges(name, th)
+        solid.add_to_edges(name, th)
 
     scene_labels.build(
         name,
@@ -233,47 +231,6 @@ def build_network(
     )
     _CACHE.pop(name, None)
     return coll.name
-
-
-def _solid_nodes(name: str, theme: materials.Theme, colormap: str | None) -> None:
-    """Workbench / Solid viewport colours: realized cubes with a material per colour bin."""
-    cmap = colormap or theme.node_colormap
-    signed = theme.node_value == "signed" or cmap.startswith("diverging")
-    pal = materials.node_palette(name, theme, colormap)
-
-    def branch(tree, geometry):
-        realize = util.node(tree, "GeometryNodeRealizeInstances", 400, -300)
-        util.link(tree, geometry, realize.inputs["Geometry"])
-        value = util.node(tree, "GeometryNodeInputNamedAttribute", 400, -500, data_type="FLOAT")
-        value.inputs["Name"].default_value = "signed" if signed else "level"
-        lo = -1.0 if signed else 0.0
-        return util.palette_branch(
-            tree, realize.outputs[0], value.outputs["Attribute"], pal, lo, 1.0, 600, -300
-        )
-
-    util.add_solid_colors(util.find("node_groups", name, "nodes_tree"), branch)
-
-
-def _solid_edges(name: str, theme: materials.Theme) -> None:
-    pal = materials.edge_palette(name, theme)
-
-    def branch(tree, geometry):
-        glow = util.node(tree, "GeometryNodeInputNamedAttribute", 900, -500, data_type="FLOAT")
-        glow.inputs["Name"].default_value = "glow"
-        scaled = util.node(tree, "ShaderNodeMath", 1050, -500, operation="MULTIPLY")
-        util.link(tree, glow.outputs["Attribute"], scaled.inputs[0])
-        scaled.inputs[1].default_value = theme.edge_strength
-        return util.palette_branch(tree, geometry, scaled.outputs[0], pal, -1.0, 1.0, 1200, -300)
-
-    util.add_solid_colors(util.find("node_groups", name, "edges_tree"), branch)
-
-
-def set_solid_colors(name: str, on: bool) -> None:
-    """Colour by material bins (Workbench, Solid viewport) instead of by attributes."""
-    for role, modifier in (("nodes", scene_nodes.MODIFIER), ("edges", scene_edges.MODIFIER)):
-        mod = Network(name).modifier(role, modifier)
-        if mod is not None:
-            util.set_modifier_input(mod, "Solid Colors", bool(on))
 
 
 def set_edge_fade(name: str, fade: float, strength: float | None = None) -> None:

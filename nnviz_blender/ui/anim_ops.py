@@ -23,7 +23,7 @@ from ..animation import bake as anim_bake
 from ..animation import camera as anim_camera
 from ..animation import output, record, sequence
 from ..core.values import key_values
-from ..scene import legend, stage, util
+from ..scene import legend, studio, util
 from ..scene.handle import Network
 from . import ops, state
 from .ops import _Base, target_network
@@ -158,7 +158,7 @@ def _ensure_camera(name: str, scene) -> None:
     net = Network(name)
     coll, layout = net.collection, net.layout
     aspect = scene.render.resolution_x / scene.render.resolution_y
-    cam = stage.camera(name, coll, anim_camera.framing_points(name), "front", layout, aspect)
+    cam = studio.camera(name, coll, anim_camera.framing_points(name), "front", layout, aspect)
     scene.camera = bpy.data.objects[cam]
 
 

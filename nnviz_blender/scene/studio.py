@@ -1,4 +1,5 @@
-"""Stage presets: camera (front / iso / top), world background, a key light, render settings.
+"""The studio around a network: camera (front / iso / top), world background, a key light,
+render settings and the layered render.
 
 The scene is emission-only, so the world colour and the light only matter for materials a user
 swaps in; renders need no bounces. The camera is framed from the node positions, so every preset
@@ -13,7 +14,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from . import compat, edges, materials, util
+from . import compat, edges, materials, solid, util
 from .handle import Network
 
 CAMERAS = ("front", "iso", "top")
@@ -404,9 +405,7 @@ def setup(
     lo, hi = points.min(axis=0), points.max(axis=0)
     key_light(network, coll, Vector(((lo + hi) / 2).tolist()), float(np.linalg.norm(hi - lo)))
     configure_render(scene, engine, samples, resolution, transparent)
-    from . import network as scene_network  # (network imports stage for cleanup)
-
-    scene_network.set_solid_colors(network, engine == "workbench")
+    solid.set_solid_colors(network, engine == "workbench")
     edges_obj = util.find("objects", network, "edges")
     if edges_obj is not None and len(edges_obj.data.curves):
         # Strands a fixed fraction of a pixel wide at any resolution: thick enough to converge in

@@ -1,0 +1,103 @@
+"""Solid colours: what Workbench and the Solid viewport show, which colour by material and
+cannot read attributes.
+
+Both instancing trees (nodes, edges) get a "Solid Colors" switch input; on, a branch sorts the
+geometry into bins of its colour value and gives each bin a material of the palette
+(materials.node_palette / edge_palette). Off (the default), the trees work as if it were not
+there. studio.setup switches it on for Workbench renders.
+"""
+
+from __future__ import annotations
+
+from . import edges as scene_edges
+from . import materials, util
+from . import nodes as scene_nodes
+from .handle import Network
+
+
+def palette_branch(tree, geometry, value, materials, lo: float, hi: float, x=0, y=0):
+    """Geometry with a material per bin of `value` over [lo, hi] (one bin per material).
+
+    For Workbench and the Solid viewport, which colour by material and cannot read attributes:
+    a chain of Set Material nodes, the k-th selecting the elements (faces, curves) whose value
+    falls in bin k. Returns the output socket of the last node.
+    """
+    k = len(materials)
+    scale = util.node(tree, "ShaderNodeMapRange", x, y - 200, clamp=True)
+    util.link(tree, value, scale.inputs["Value"])
+    scale.inputs["From Min"].default_value = lo
+    scale.inputs["From Max"].default_value = hi
+    scale.inputs["To Max"].default_value = k - 1e-3
+    bin_ = util.node(tree, "ShaderNodeMath", x + 150, y - 200, operation="FLOOR")
+    util.link(tree, scale.outputs["Result"], bin_.inputs[0])
+    current = geometry
+    for i, mat in enumerate(materials):
+        pick = util.node(tree, "ShaderNodeMath", x + 300 + 150 * i, y - 200, operation="COMPARE")
+        util.link(tree, bin_.outputs[0], pick.inputs[0])
+        pick.inputs[1].default_value = float(i)
+        pick.inputs[2].default_value = 0.5
+        setm = util.node(tree, "GeometryNodeSetMaterial", x + 300 + 150 * i, y)
+        util.link(tree, current, setm.inputs["Geometry"])
+        util.link(tree, pick.outputs[0], setm.inputs["Selection"])
+        setm.inputs["Material"].default_value = mat
+        current = setm.outputs["Geometry"]
+    return current
+
+
+def add_solid_colors(tree, build_branch) -> None:
+    """Insert `build_branch(tree, geometry_socket) -> socket` before the group output, behind a
+    "Solid Colors" switch input (off: the tree works exactly as before)."""
+    util.add_socket(tree, "Solid Colors", "NodeSocketBool", default=False)
+    out = next(n for n in tree.nodes if n.bl_idname == "NodeGroupOutput")
+    gin = next(n for n in tree.nodes if n.bl_idname == "NodeGroupInput")
+    last = out.inputs[0].links[0].from_socket
+    branch = build_branch(tree, last)
+    switch = util.node(tree, "GeometryNodeSwitch", out.location.x, out.location.y - 300)
+    switch.input_type = "GEOMETRY"
+    util.link(tree, gin.outputs["Solid Colors"], switch.inputs["Switch"])
+    util.link(tree, last, switch.inputs["False"])
+    util.link(tree, branch, switch.inputs["True"])
+    out.location.x += 2500
+    util.link(tree, switch.outputs[0], out.inputs[0])
+
+
+def add_to_nodes(name: str, theme: materials.Theme, colormap: str | None) -> None:
+    """Solid colours for the nodes: realized cubes with a material per colour bin."""
+    cmap = colormap or theme.node_colormap
+    signed = theme.node_value == "signed" or cmap.startswith("diverging")
+    pal = materials.node_palette(name, theme, colormap)
+
+    def branch(tree, geometry):
+        realize = util.node(tree, "GeometryNodeRealizeInstances", 400, -300)
+        util.link(tree, geometry, realize.inputs["Geometry"])
+        value = util.node(tree, "GeometryNodeInputNamedAttribute", 400, -500, data_type="FLOAT")
+        value.inputs["Name"].default_value = "signed" if signed else "level"
+        lo = -1.0 if signed else 0.0
+        return palette_branch(
+            tree, realize.outputs[0], value.outputs["Attribute"], pal, lo, 1.0, 600, -300
+        )
+
+    add_solid_colors(util.find("node_groups", name, "nodes_tree"), branch)
+
+
+def add_to_edges(name: str, theme: materials.Theme) -> None:
+    """Solid colours for the edges: a material per bin of their glow."""
+    pal = materials.edge_palette(name, theme)
+
+    def branch(tree, geometry):
+        glow = util.node(tree, "GeometryNodeInputNamedAttribute", 900, -500, data_type="FLOAT")
+        glow.inputs["Name"].default_value = "glow"
+        scaled = util.node(tree, "ShaderNodeMath", 1050, -500, operation="MULTIPLY")
+        util.link(tree, glow.outputs["Attribute"], scaled.inputs[0])
+        scaled.inputs[1].default_value = theme.edge_strength
+        return palette_branch(tree, geometry, scaled.outputs[0], pal, -1.0, 1.0, 1200, -300)
+
+    add_solid_colors(util.find("node_groups", name, "edges_tree"), branch)
+
+
+def set_solid_colors(name: str, on: bool) -> None:
+    """Colour by material bins (Workbench, Solid viewport) instead of by attributes."""
+    for role, modifier in (("nodes", scene_nodes.MODIFIER), ("edges", scene_edges.MODIFIER)):
+        mod = Network(name).modifier(role, modifier)
+        if mod is not None:
+            util.set_modifier_input(mod, "Solid Colors", bool(on))
