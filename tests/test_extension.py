@@ -1,4 +1,7 @@
-"""Build the extension zip with Blender's own tool, install it like a user, enable/disable it."""
+"""Build the extension zips with Blender's own tool, install the Linux one like a user, use it.
+
+The zips carry onnx and its imports as wheels; inside the installed Blender `import onnx` must work
+from the wheels Blender unpacked, never from the test venv (install_cycle.py hides that)."""
 
 import json
 import os
@@ -14,29 +17,69 @@ pytestmark = [pytest.mark.blender, pytest.mark.slow]
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import build_extension  # noqa: E402
 
+# Wheel platform tags Blender picks on each platform (the filter in bl_pkg, simplified).
+PLATFORM_TAG = {
+    "linux-x64": ("manylinux", "_x86_64"),
+    "windows-x64": ("win", "_amd64"),
+    "macos-arm64": ("macosx", "_universal2"),
+    "macos-x64": ("macosx", "_universal2"),
+}
+DEPENDENCIES = {"onnx", "protobuf", "ml_dtypes", "typing_extensions"}
+
 
 @pytest.fixture(scope="module")
-def zip_path(tmp_path_factory):
-    return build_extension.build(str(tmp_path_factory.mktemp("dist")), validate=True)
+def zips(tmp_path_factory):
+    """The Python 3.11 zips (Blender 4.2 - 5.0), from the wheel cache when it is ready."""
+    return build_extension.build(str(tmp_path_factory.mktemp("dist")), "3.11", validate=True)
 
 
-def test_zip_contents(zip_path):
+def zip_manifest(path):
+    import tomllib
     import zipfile
 
-    names = zipfile.ZipFile(zip_path).namelist()
-    assert "blender_manifest.toml" in names
-    assert "__init__.py" in names and "core/forward.py" in names
-    assert {"models/mlp.npz", "models/cnn.npz", "models/samples.npz"} <= set(names)
-    assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
+    with zipfile.ZipFile(path) as zf:
+        return zf.namelist(), tomllib.loads(zf.read("blender_manifest.toml").decode())
 
 
-def test_install_enable_use_disable(zip_path, tmp_path):
-    env = dict(os.environ, HOME=str(tmp_path))
+def test_one_zip_per_platform_with_its_own_wheels(zips):
+    assert set(zips) == {"linux-x64", "windows-x64", "macos-arm64", "macos-x64"}
+    for platform, path in zips.items():
+        names, manifest = zip_manifest(path)
+        assert "__init__.py" in names and "core/forward.py" in names
+        assert {"models/mlp.npz", "models/cnn.npz", "models/samples.npz"} <= set(names)
+        assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
+        # the tool keeps this platform's wheels and records them in [build.generated]
+        generated = manifest["build"]["generated"]
+        assert generated["platforms"] == [platform]
+        wheels = sorted(n for n in names if n.endswith(".whl"))
+        assert wheels == sorted(w.removeprefix("./") for w in generated["wheels"])
+        # one wheel of each dependency, for this platform and CPython 3.11 (abi3 and pure wheels
+        # included); never numpy, which Blender ships
+        tags = [os.path.basename(w)[:-4].split("-") for w in wheels]
+        assert sorted(t[0] for t in tags) == sorted(DEPENDENCIES)
+        head, tail = PLATFORM_TAG[platform]
+        for _dist, _ver, python, abi, plat in tags:
+            assert plat == "any" or (plat.startswith(head) and plat.endswith(tail)), plat
+            assert python in ("cp311", "py3") or abi == "abi3", (python, abi)
+
+
+def user_env(home):
+    """The environment of a user whose Blender settings live in `home` (a fresh one)."""
+    env = dict(os.environ, HOME=str(home))
     env.pop("BLENDER_USER_CONFIG", None)
     env.pop("BLENDER_USER_SCRIPTS", None)
+    return env
+
+
+def test_install_enable_use_disable(zips, tmp_path):
+    env = user_env(tmp_path)
     script = os.path.join(ROOT, "tests", "blender_scripts", "install_cycle.py")
     r = subprocess.run(
-        [sys.executable, script, zip_path], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, script, zips["linux-x64"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     lines = [line for line in r.stdout.splitlines() if line.startswith("RESULT ")]
     assert r.returncode == 0 and lines, r.stdout[-2000:] + r.stderr[-3000:]
@@ -44,6 +87,15 @@ def test_install_enable_use_disable(zip_path, tmp_path):
     nothing = {"scene_prop": False, "classes": [], "handlers": []}
     assert out["before"] == nothing
     assert out["enabled"]
+    # onnx and its imports come from the wheels Blender unpacked out of the zip
+    bundled = out["onnx"]
+    site = out["site_packages"]
+    assert site.startswith(str(tmp_path)) and set(bundled["files"]) >= {"onnx", "google"}
+    for name, path in bundled["files"].items():
+        assert path.startswith(site + os.sep), (name, path)
+    assert bundled["version"] == "1.23.2" and bundled["protobuf"] == "upb"  # compiled protobuf
+    assert bundled["ops"] == ["MatMul", "Relu"]
+    assert bundled["weight"] == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
     enabled = out["after_enable"]
     assert enabled["scene_prop"] and "NNVIZ_OT_build" in enabled["classes"]
     assert enabled["handlers"] == ["load_pre:_on_load_pre", "save_pre:_on_save_pre"]
@@ -53,3 +105,35 @@ def test_install_enable_use_disable(zip_path, tmp_path):
     assert not out["live_after_disable"]
     assert out["after_reenable"] == enabled  # no duplicated handlers or classes
     assert out["after_second_reenable"] == enabled
+
+
+REFUSE = """
+import sys, bpy
+try:
+    bpy.ops.extensions.package_install_files(
+        filepath=sys.argv[1], repo="user_default", enable_on_install=True
+    )
+except RuntimeError as exc:
+    print("ERROR", str(exc).strip())
+enabled = any(m.module.endswith(".nnviz_blender") for m in bpy.context.preferences.addons)
+print("ENABLED", enabled)
+"""
+
+
+def test_python_313_zips_are_refused_by_python_311_blender(tmp_path):
+    """Blender 5.1's zips carry CPython 3.13 wheels only; a 3.11 Blender says so and enables
+    nothing (the user picked the wrong zip), rather than running without onnx."""
+    zips = build_extension.build(str(tmp_path / "dist"), "3.13", validate=True)
+    assert set(zips) == {"linux-x64", "windows-x64", "macos-arm64"}  # no Intel Mac Blender 5.1
+    names, manifest = zip_manifest(zips["linux-x64"])
+    tags = [os.path.basename(n)[:-4].split("-")[2:4] for n in names if n.endswith(".whl")]
+    assert ["cp311", "cp311"] not in tags and ["cp313", "cp313"] in tags
+    r = subprocess.run(
+        [sys.executable, "-c", REFUSE, zips["linux-x64"]],
+        env=user_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "ENABLED False" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "isn't compatible with (3.13)" in r.stdout, r.stdout[-2000:]

@@ -3,14 +3,57 @@
     python install_cycle.py <zip>
 
 Prints one JSON line of findings; the test asserts on it.
+
+The modules of the zip's bundled wheels are hidden from this Python's own site-packages (the test
+venv may have onnx installed for other tests): inside this process they can only come from what
+Blender unpacked out of the zip, as in a real Blender that has no onnx of its own.
 """
 
+import importlib
+import importlib.machinery
+import io
 import json
+import site
 import sys
+import zipfile
 
 from bpy_exit import release_bpy_at_exit
 
 release_bpy_at_exit()  # before importing bpy (see there)
+
+
+def bundled_modules(zip_path: str) -> set[str]:
+    """Top-level import names inside the wheels the extension zip carries."""
+    names = set()
+    with zipfile.ZipFile(zip_path) as outer:
+        for wheel in (n for n in outer.namelist() if n.endswith(".whl")):
+            with zipfile.ZipFile(io.BytesIO(outer.read(wheel))) as inner:
+                for entry in inner.namelist():
+                    top = entry.split("/")[0]
+                    if not top.endswith((".dist-info", ".data")):
+                        names.add(top.removesuffix(".py"))
+    return names
+
+
+class HideFromSitePackages:
+    """Finds `names` on sys.path minus this Python's site-packages (so only in Blender's dirs)."""
+
+    def __init__(self, names: set[str]):
+        self.names = names
+        self.hidden = set(site.getsitepackages()) | {site.getusersitepackages()}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if path is not None or fullname not in self.names:
+            return None  # submodules follow their package's __path__
+        allowed = [p for p in sys.path if p not in self.hidden]
+        spec = importlib.machinery.PathFinder.find_spec(fullname, allowed)
+        if spec is None:
+            raise ModuleNotFoundError(f"No module named {fullname!r} outside site-packages")
+        return spec
+
+
+BUNDLED = bundled_modules(sys.argv[1])
+sys.meta_path.insert(0, HideFromSitePackages(BUNDLED))
 
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
@@ -49,6 +92,40 @@ import addon_utils  # noqa: E402
 
 out["enabled"] = MODULE in {m.module for m in bpy.context.preferences.addons}
 out["after_enable"] = leftovers()
+
+
+def where(name: str) -> str:
+    module = importlib.import_module(name)
+    return module.__file__ or list(module.__path__)[0]  # google is a namespace package
+
+
+def onnx_inside_blender():
+    """Import the bundled onnx and parse a tiny model made with onnx.helper."""
+    import onnx
+    from google.protobuf.internal import api_implementation
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [weight],
+    )
+    model = onnx.load_from_string(helper.make_model(graph).SerializeToString())
+    onnx.checker.check_model(model)
+    return {
+        "files": {name: where(name) for name in sorted(BUNDLED)},
+        "version": onnx.__version__,
+        "protobuf": api_implementation.Type(),
+        "ops": [node.op_type for node in model.graph.node],
+        "weight": numpy_helper.to_array(model.graph.initializer[0]).tolist(),
+    }
+
+
+out["onnx"] = onnx_inside_blender()
+out["site_packages"] = bpy.utils.user_resource("EXTENSIONS", path=".local")
 
 bpy.ops.wm.read_homefile(use_empty=True)
 s = bpy.context.scene.nnviz
