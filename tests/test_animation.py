@@ -24,7 +24,7 @@ from nnviz_blender.core.modelfile import load_model  # noqa: E402
 from nnviz_blender.core.preprocess import prepare  # noqa: E402
 from nnviz_blender.core.values import key_values  # noqa: E402
 from nnviz_blender.inputs import sample_digit  # noqa: E402
-from nnviz_blender.scene import attributes, legend, network, studio, util  # noqa: E402
+from nnviz_blender.scene import attributes, legend, network, studio, trees, util  # noqa: E402
 
 CNN = os.path.join(MODELS, "cnn.npz")
 
@@ -414,7 +414,7 @@ def test_probability_bars_follow_the_baked_output(cnn, graph):
     s = sched.sequence(2, fps=4, hold=0.5, transition=0)
     bake.bake(name, graph, kv, s)
     bars = util.find("objects", name, "bars")
-    height = util.get_modifier_input(bars.modifiers[legend.BARS_MODIFIER], "Height")
+    height = trees.get_modifier_input(bars.modifiers[legend.BARS_MODIFIER], "Height")
     scene = bpy.context.scene
     out = graph.stages[-1]
     for f, k in ((1, 0), (s.frame_end, 1)):

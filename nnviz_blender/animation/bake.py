@@ -28,7 +28,7 @@ import numpy as np
 from ..core import values as vals
 from ..core.errors import NNVizError
 from ..core.graph import Graph
-from ..scene import attributes, compat, util
+from ..scene import attributes, compat, trees, util
 from ..scene.handle import Network
 from . import keys
 from . import schedule as sched
@@ -56,129 +56,112 @@ class BakeInfo:
 # --- the node tree ----------------------------------------------------------------------------
 
 
-def _math(tree, op: str, a, b=None, x: float = 0.0, y: float = 0.0, clamp: bool = False):
-    """A Math node on sockets or constants; returns its output socket."""
-    node = util.node(tree, "ShaderNodeMath", x, y, operation=op, use_clamp=clamp)
-    for i, v in enumerate((a, b)):
-        if v is None:
-            continue
-        if isinstance(v, int | float):
-            node.inputs[i].default_value = float(v)
-        else:
-            util.link(tree, v, node.inputs[i])
-    return node.outputs[0]
-
-
-def _sample(tree, geometry, field, index, data_type: str, x: float, y: float):
-    node = util.node(
-        tree, "GeometryNodeSampleIndex", x, y, data_type=data_type, domain="POINT", clamp=True
-    )
-    util.link(tree, geometry, node.inputs["Geometry"])
-    util.link(tree, field, node.inputs["Value"])
-    util.link(tree, index, node.inputs["Index"])
-    return node.outputs[0]
-
-
-def _named(tree, name, data_type: str, x: float, y: float):
-    node = util.node(tree, "GeometryNodeInputNamedAttribute", x, y, data_type=data_type)
-    if isinstance(name, str):
-        node.inputs["Name"].default_value = name
-    else:
-        util.link(tree, name, node.inputs["Name"])
-    return node.outputs["Attribute"]
-
-
 def _key_name(tree, key, x: float, y: float):
     """'nnviz_act_<key>' for a (single value) key index socket."""
-    text = util.node(tree, "FunctionNodeValueToString", x, y)
-    util.link(tree, key, text.inputs["Value"])
+    text = trees.node(tree, "FunctionNodeValueToString", x, y)
+    trees.link(tree, key, text.inputs["Value"])
     text.inputs["Decimals"].default_value = 0
-    name = util.node(tree, "FunctionNodeReplaceString", x + 180, y)
+    name = trees.node(tree, "FunctionNodeReplaceString", x + 180, y)
     name.inputs["String"].default_value = ACT_NAME.format("#")
     name.inputs["Find"].default_value = "#"
-    util.link(tree, text.outputs[0], name.inputs["Replace"])
+    trees.link(tree, text.outputs[0], name.inputs["Replace"])
     return name.outputs[0]
 
 
 def build_tree(network: str):
-    tree = util.new_tree(f"{network} bake", network, "bake_tree")
-    util.add_socket(tree, "Geometry", "NodeSocketGeometry")
-    util.add_socket(tree, "Table", "NodeSocketObject")
-    util.add_socket(tree, "Constants", "NodeSocketObject")
-    util.add_socket(tree, "Position", "NodeSocketFloat", default=0.0, min_value=0.0)
-    util.add_socket(tree, "Keys", "NodeSocketInt", default=1, min_value=1)
-    util.add_socket(tree, "Groups", "NodeSocketInt", default=1, min_value=1)
-    util.add_socket(tree, "Stage Delay", "NodeSocketFloat", default=0.0, min_value=0.0)
-    util.add_socket(tree, "Stage Width", "NodeSocketFloat", default=1.0, min_value=0.001)
-    util.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+    tree = trees.new_tree(f"{network} bake", network, "bake_tree")
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    trees.add_socket(tree, "Table", "NodeSocketObject")
+    trees.add_socket(tree, "Constants", "NodeSocketObject")
+    trees.add_socket(tree, "Position", "NodeSocketFloat", default=0.0, min_value=0.0)
+    trees.add_socket(tree, "Keys", "NodeSocketInt", default=1, min_value=1)
+    trees.add_socket(tree, "Groups", "NodeSocketInt", default=1, min_value=1)
+    trees.add_socket(tree, "Stage Delay", "NodeSocketFloat", default=0.0, min_value=0.0)
+    trees.add_socket(tree, "Stage Width", "NodeSocketFloat", default=1.0, min_value=0.001)
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
 
-    n, link = util.node, util.link
+    n, link = trees.node, trees.link
     gin = n(tree, "NodeGroupInput", -2200, 0)
-    table = n(tree, "GeometryNodeObjectInfo", -1900, 500, transform_space="ORIGINAL")
-    link(tree, gin.outputs["Table"], table.inputs["Object"])
-    consts = n(tree, "GeometryNodeObjectInfo", -1900, -700, transform_space="ORIGINAL")
-    link(tree, gin.outputs["Constants"], consts.inputs["Object"])
-    table_geo, const_geo = table.outputs["Geometry"], consts.outputs["Geometry"]
+    table_geo = trees.object_geometry(tree, gin.outputs["Table"], -1900, 500)
+    const_geo = trees.object_geometry(tree, gin.outputs["Constants"], -1900, -700)
     index = n(tree, "GeometryNodeInputIndex", -1900, 200).outputs[0]
 
     # p -> a = floor(p), b = min(a + 1, K - 1), t = p - a   (single values)
-    last = _math(tree, "SUBTRACT", gin.outputs["Keys"], 1, -1900, 0)
-    p = _math(tree, "MAXIMUM", gin.outputs["Position"], 0.0, -1750, 0)
-    p = _math(tree, "MINIMUM", p, last, -1600, 0)
-    a = _math(tree, "FLOOR", p, None, -1450, 50)
-    b = _math(tree, "MINIMUM", _math(tree, "ADD", a, 1, -1300, -50), last, -1150, -50)
-    t = _math(tree, "SUBTRACT", p, a, -1300, 150)
+    last = trees.math(tree, "SUBTRACT", gin.outputs["Keys"], 1, -1900, 0)
+    p = trees.math(tree, "MAXIMUM", gin.outputs["Position"], 0.0, -1750, 0)
+    p = trees.math(tree, "MINIMUM", p, last, -1600, 0)
+    a = trees.math(tree, "FLOOR", p, None, -1450, 50)
+    b = trees.math(tree, "MINIMUM", trees.math(tree, "ADD", a, 1, -1300, -50), last, -1150, -50)
+    t = trees.math(tree, "SUBTRACT", p, a, -1300, 150)
 
     # per node: its stage's eased mix factor e = smoothstep((t - stage * delay) / width)
-    stage = _sample(
-        tree, table_geo, _named(tree, "nnviz_stage", "INT", -1700, 350), index, "INT", -1450, 350
+    stage = trees.sample(
+        tree,
+        table_geo,
+        trees.named(tree, "nnviz_stage", "INT", -1700, 350),
+        index,
+        "INT",
+        -1450,
+        350,
     )
-    lag = _math(tree, "MULTIPLY", stage, gin.outputs["Stage Delay"], -1150, 350)
-    local = _math(tree, "SUBTRACT", t, lag, -1000, 300)
-    local = _math(tree, "DIVIDE", local, gin.outputs["Stage Width"], -850, 300, clamp=True)
-    ease = _math(tree, "MULTIPLY_ADD", local, -2.0, -700, 250)  # 3 - 2x (input 2 below)
+    lag = trees.math(tree, "MULTIPLY", stage, gin.outputs["Stage Delay"], -1150, 350)
+    local = trees.math(tree, "SUBTRACT", t, lag, -1000, 300)
+    local = trees.math(tree, "DIVIDE", local, gin.outputs["Stage Width"], -850, 300, clamp=True)
+    ease = trees.math(tree, "MULTIPLY_ADD", local, -2.0, -700, 250)  # 3 - 2x (input 2 below)
     ease.node.inputs[2].default_value = 3.0
-    ease = _math(
-        tree, "MULTIPLY", ease, _math(tree, "MULTIPLY", local, local, -700, 400), -550, 300
+    ease = trees.math(
+        tree, "MULTIPLY", ease, trees.math(tree, "MULTIPLY", local, local, -700, 400), -550, 300
     )
 
-    lgroup = _sample(
-        tree, table_geo, _named(tree, "nnviz_lgroup", "INT", -1700, -250), index, "INT", -1450, -250
+    lgroup = trees.sample(
+        tree,
+        table_geo,
+        trees.named(tree, "nnviz_lgroup", "INT", -1700, -250),
+        index,
+        "INT",
+        -1450,
+        -250,
     )
-    sgroup = _sample(
-        tree, table_geo, _named(tree, "nnviz_sgroup", "INT", -1700, -400), index, "INT", -1450, -400
+    sgroup = trees.sample(
+        tree,
+        table_geo,
+        trees.named(tree, "nnviz_sgroup", "INT", -1700, -400),
+        index,
+        "INT",
+        -1450,
+        -400,
     )
     position = n(tree, "GeometryNodeInputPosition", -1700, -850).outputs[0]
 
     def state(key, y: float):
         """(act, level, signed) fields of key state `key` (a single value socket)."""
-        act = _sample(
+        act = trees.sample(
             tree,
             table_geo,
-            _named(tree, _key_name(tree, key, -1100, y), "FLOAT", -700, y),
+            trees.named(tree, _key_name(tree, key, -1100, y), "FLOAT", -700, y),
             index,
             "FLOAT",
             -500,
             y,
         )
-        row = _math(tree, "MULTIPLY", key, gin.outputs["Groups"], -700, y - 150)
-        lrow = _math(tree, "ADD", row, lgroup, -550, y - 150)
-        srow = _math(tree, "ADD", row, sgroup, -550, y - 250)
+        row = trees.math(tree, "MULTIPLY", key, gin.outputs["Groups"], -700, y - 150)
+        lrow = trees.math(tree, "ADD", row, lgroup, -550, y - 150)
+        srow = trees.math(tree, "ADD", row, sgroup, -550, y - 250)
         lconst = n(tree, "ShaderNodeSeparateXYZ", -200, y - 150)
         link(
             tree,
-            _sample(tree, const_geo, position, lrow, "FLOAT_VECTOR", -380, y - 150),
+            trees.sample(tree, const_geo, position, lrow, "FLOAT_VECTOR", -380, y - 150),
             lconst.inputs[0],
         )
         sconst = n(tree, "ShaderNodeSeparateXYZ", -200, y - 300)
         link(
             tree,
-            _sample(tree, const_geo, position, srow, "FLOAT_VECTOR", -380, y - 300),
+            trees.sample(tree, const_geo, position, srow, "FLOAT_VECTOR", -380, y - 300),
             sconst.inputs[0],
         )
-        shifted = _math(tree, "SUBTRACT", act, lconst.outputs["X"], -50, y - 100)
-        level = _math(tree, "DIVIDE", shifted, lconst.outputs["Y"], 100, y - 100)
-        signed = _math(tree, "DIVIDE", act, sconst.outputs["Z"], 100, y - 250)
+        shifted = trees.math(tree, "SUBTRACT", act, lconst.outputs["X"], -50, y - 100)
+        level = trees.math(tree, "DIVIDE", shifted, lconst.outputs["Y"], 100, y - 100)
+        signed = trees.math(tree, "DIVIDE", act, sconst.outputs["Z"], 100, y - 250)
         return act, level, signed
 
     first = state(a, 0)
@@ -190,18 +173,9 @@ def build_tree(network: str):
         link(tree, ease, compat.factor(mix.inputs))
         link(tree, first[i], mix.inputs[2])
         link(tree, second[i], mix.inputs[3])
-        store = n(
-            tree,
-            "GeometryNodeStoreNamedAttribute",
-            550 + 200 * i,
-            200,
-            data_type="FLOAT",
-            domain="POINT",
+        geometry = trees.store(
+            tree, geometry, name, mix.outputs[0], "FLOAT", "POINT", 550 + 200 * i, 200
         )
-        store.inputs["Name"].default_value = name
-        link(tree, geometry, store.inputs["Geometry"])
-        link(tree, mix.outputs[0], store.inputs["Value"])
-        geometry = store.outputs["Geometry"]
     gout = n(tree, "NodeGroupOutput", 1200, 200)
     link(tree, geometry, gout.inputs["Geometry"])
     return tree
@@ -251,7 +225,7 @@ def _nodes_object(network: str):
 
 
 def _position_path(modifier) -> str:
-    ident = util.socket_identifier(modifier.node_group, "Position")
+    ident = trees.socket_identifier(modifier.node_group, "Position")
     return f'modifiers["{modifier.name}"]["{ident}"]'
 
 
@@ -299,13 +273,13 @@ def bake(
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network)
     obj.modifiers.move(len(obj.modifiers) - 1, 0)  # before the instancing
-    util.set_modifier_input(mod, "Table", table)
-    util.set_modifier_input(mod, "Constants", constants)
-    util.set_modifier_input(mod, "Keys", int(schedule.n_keys))
-    util.set_modifier_input(mod, "Groups", int(grp.width))
-    util.set_modifier_input(mod, "Stage Delay", float(delay))
-    util.set_modifier_input(mod, "Stage Width", float(width))
-    ident = util.socket_identifier(mod.node_group, "Position")
+    trees.set_modifier_input(mod, "Table", table)
+    trees.set_modifier_input(mod, "Constants", constants)
+    trees.set_modifier_input(mod, "Keys", int(schedule.n_keys))
+    trees.set_modifier_input(mod, "Groups", int(grp.width))
+    trees.set_modifier_input(mod, "Stage Delay", float(delay))
+    trees.set_modifier_input(mod, "Stage Width", float(width))
+    ident = trees.socket_identifier(mod.node_group, "Position")
 
     def set_position(v):
         mod[ident] = float(v)

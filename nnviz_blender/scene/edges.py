@@ -17,75 +17,52 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import attributes, util
+from . import attributes, trees, util
 
 MODIFIER = "NNViz Edges"
 
 
 def build_tree(network: str):
-    tree = util.new_tree(f"{network} edges", network, "edges_tree")
-    util.add_socket(tree, "Geometry", "NodeSocketGeometry")
-    util.add_socket(tree, "Nodes", "NodeSocketObject")
-    util.add_socket(tree, "Threshold", "NodeSocketFloat", default=0.0, min_value=0.0)
-    util.add_socket(tree, "Hide Layers", "NodeSocketBool", default=False)
-    util.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+    tree = trees.new_tree(f"{network} edges", network, "edges_tree")
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    trees.add_socket(tree, "Nodes", "NodeSocketObject")
+    trees.add_socket(tree, "Threshold", "NodeSocketFloat", default=0.0, min_value=0.0)
+    trees.add_socket(tree, "Hide Layers", "NodeSocketBool", default=False)
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
 
-    n, link = util.node, util.link
+    n, link = trees.node, trees.link
     gin = n(tree, "NodeGroupInput", -1100, 0)
-    info = n(tree, "GeometryNodeObjectInfo", -900, 300, transform_space="ORIGINAL")
-    link(tree, gin.outputs["Nodes"], info.inputs["Object"])
-    act = n(tree, "GeometryNodeInputNamedAttribute", -900, 100, data_type="FLOAT")
-    act.inputs["Name"].default_value = "act"
-    src = n(tree, "GeometryNodeInputNamedAttribute", -900, -50, data_type="INT")
-    src.inputs["Name"].default_value = "src"
-    sample = n(tree, "GeometryNodeSampleIndex", -700, 200, data_type="FLOAT", domain="INSTANCE")
-    link(tree, info.outputs["Geometry"], sample.inputs["Geometry"])
-    link(tree, act.outputs["Attribute"], sample.inputs["Value"])
-    link(tree, src.outputs["Attribute"], sample.inputs["Index"])
+    # glow = weight * act[src] * gain
+    src = trees.named(tree, "src", "INT", -900, -50)
+    act = trees.node_value(tree, gin.outputs["Nodes"], "act", src, -900, 100)
+    weight = trees.named(tree, "weight", "FLOAT", -700, -100)
+    gain = trees.named(tree, "gain", "FLOAT", -700, -250)
+    weighted = trees.math(tree, "MULTIPLY", act, weight, -500, 100)
+    glow_value = trees.math(tree, "MULTIPLY", weighted, gain, -350, 100)
+    stored = trees.store(
+        tree, gin.outputs["Geometry"], "glow", glow_value, "FLOAT", "CURVE", -150, 0
+    )
 
-    weight = n(tree, "GeometryNodeInputNamedAttribute", -700, -100, data_type="FLOAT")
-    weight.inputs["Name"].default_value = "weight"
-    gain = n(tree, "GeometryNodeInputNamedAttribute", -700, -250, data_type="FLOAT")
-    gain.inputs["Name"].default_value = "gain"
-    mul1 = n(tree, "ShaderNodeMath", -500, 100, operation="MULTIPLY")
-    link(tree, sample.outputs[0], mul1.inputs[0])
-    link(tree, weight.outputs["Attribute"], mul1.inputs[1])
-    mul2 = n(tree, "ShaderNodeMath", -350, 100, operation="MULTIPLY")
-    link(tree, mul1.outputs[0], mul2.inputs[0])
-    link(tree, gain.outputs["Attribute"], mul2.inputs[1])
-
-    store = n(tree, "GeometryNodeStoreNamedAttribute", -150, 0, data_type="FLOAT", domain="CURVE")
-    store.inputs["Name"].default_value = "glow"
-    link(tree, gin.outputs["Geometry"], store.inputs["Geometry"])
-    link(tree, mul2.outputs[0], store.inputs["Value"])
-
-    glow = n(tree, "GeometryNodeInputNamedAttribute", -150, -250, data_type="FLOAT")
-    glow.inputs["Name"].default_value = "glow"
-    absolute = n(tree, "ShaderNodeMath", 0, -250, operation="ABSOLUTE")
-    link(tree, glow.outputs["Attribute"], absolute.inputs[0])
-    less = n(tree, "ShaderNodeMath", 150, -250, operation="LESS_THAN")
-    link(tree, absolute.outputs[0], less.inputs[0])
-    link(tree, gin.outputs["Threshold"], less.inputs[1])
+    glow = trees.named(tree, "glow", "FLOAT", -150, -250)
+    absolute = trees.math(tree, "ABSOLUTE", glow, None, 0, -250)
+    less = trees.math(tree, "LESS_THAN", absolute, gin.outputs["Threshold"], 150, -250)
     # Edges into or out of a hidden layer carry a CURVE attribute `hidden` (visibility.py).
-    hidden = n(tree, "GeometryNodeInputNamedAttribute", 150, -400, data_type="BOOLEAN")
-    hidden.inputs["Name"].default_value = "hidden"
+    hidden = trees.named(tree, "hidden", "BOOLEAN", 150, -400)
     drop = n(tree, "FunctionNodeBooleanMath", 300, -300, operation="OR")
-    link(tree, less.outputs[0], drop.inputs[0])
-    link(tree, hidden.outputs["Attribute"], drop.inputs[1])
+    link(tree, less, drop.inputs[0])
+    link(tree, hidden, drop.inputs[1])
     delete = n(tree, "GeometryNodeDeleteGeometry", 300, -100, domain="CURVE")
-    link(tree, store.outputs["Geometry"], delete.inputs["Geometry"])
+    link(tree, stored, delete.inputs["Geometry"])
     link(tree, drop.outputs[0], delete.inputs["Selection"])
     # Threshold 0 and nothing hidden skip the delete entirely (the switch evaluates only the
     # branch it takes).
-    positive = n(tree, "ShaderNodeMath", 300, 150, operation="GREATER_THAN")
-    link(tree, gin.outputs["Threshold"], positive.inputs[0])
-    positive.inputs[1].default_value = 0.0
+    positive = trees.math(tree, "GREATER_THAN", gin.outputs["Threshold"], 0.0, 300, 150)
     active = n(tree, "FunctionNodeBooleanMath", 400, 200, operation="OR")
-    link(tree, positive.outputs[0], active.inputs[0])
+    link(tree, positive, active.inputs[0])
     link(tree, gin.outputs["Hide Layers"], active.inputs[1])
     switch = n(tree, "GeometryNodeSwitch", 500, 0, input_type="GEOMETRY")
     link(tree, active.outputs[0], switch.inputs["Switch"])
-    link(tree, store.outputs["Geometry"], switch.inputs["False"])
+    link(tree, stored, switch.inputs["False"])
     link(tree, delete.outputs["Geometry"], switch.inputs["True"])
     gout = n(tree, "NodeGroupOutput", 700, 0)
     link(tree, switch.outputs[0], gout.inputs["Geometry"])
@@ -157,8 +134,8 @@ def build(
     collection.objects.link(obj)
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network)
-    util.set_modifier_input(mod, "Nodes", bpy.data.objects[nodes_object])
-    util.set_modifier_input(mod, "Threshold", float(threshold))
+    trees.set_modifier_input(mod, "Nodes", bpy.data.objects[nodes_object])
+    trees.set_modifier_input(mod, "Threshold", float(threshold))
     # Edges are context, not something to click: selecting 425k curves stalls the viewport.
     obj.hide_select = True
     return obj.name

@@ -11,51 +11,33 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import compat, materials, util
+from . import compat, materials, trees, util
 
 MODIFIER = "NNViz Label"
 
 
 def _label_tree(network: str):
-    tree = util.new_tree(f"{network} label", network, "label_tree")
-    util.add_socket(tree, "Geometry", "NodeSocketGeometry")
-    util.add_socket(tree, "Nodes", "NodeSocketObject")
-    util.add_socket(tree, "Node", "NodeSocketInt", default=0, min_value=0)
-    util.add_socket(tree, "Grow", "NodeSocketFloat", default=1.0, min_value=0.0)
-    util.add_socket(tree, "Lift", "NodeSocketFloat", default=0.05)
-    util.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
-    n, link = util.node, util.link
+    tree = trees.new_tree(f"{network} label", network, "label_tree")
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    trees.add_socket(tree, "Nodes", "NodeSocketObject")
+    trees.add_socket(tree, "Node", "NodeSocketInt", default=0, min_value=0)
+    trees.add_socket(tree, "Grow", "NodeSocketFloat", default=1.0, min_value=0.0)
+    trees.add_socket(tree, "Lift", "NodeSocketFloat", default=0.05)
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+    n, link = trees.node, trees.link
     gin = n(tree, "NodeGroupInput", -700, 0)
-    info = n(tree, "GeometryNodeObjectInfo", -500, 200, transform_space="ORIGINAL")
-    link(tree, gin.outputs["Nodes"], info.inputs["Object"])
-    level = n(tree, "GeometryNodeInputNamedAttribute", -500, 0, data_type="FLOAT")
-    level.inputs["Name"].default_value = "level"
-    sample = n(tree, "GeometryNodeSampleIndex", -300, 100, data_type="FLOAT", domain="INSTANCE")
-    link(tree, info.outputs["Geometry"], sample.inputs["Geometry"])
-    link(tree, level.outputs["Attribute"], sample.inputs["Value"])
-    link(tree, gin.outputs["Node"], sample.inputs["Index"])
-    store = n(tree, "GeometryNodeStoreNamedAttribute", -100, 0, data_type="FLOAT", domain="FACE")
-    store.inputs["Name"].default_value = "level"
-    link(tree, gin.outputs["Geometry"], store.inputs["Geometry"])
-    link(tree, sample.outputs[0], store.inputs["Value"])
+    level = trees.node_value(tree, gin.outputs["Nodes"], "level", gin.outputs["Node"], -500, 0)
+    text = trees.store(tree, gin.outputs["Geometry"], "level", level, "FLOAT", "FACE", -100, 0)
     # The predicted class grows (level 1 -> 1 + Grow times its size), upward from its baseline.
-    sharp = n(tree, "ShaderNodeMath", -100, -250, operation="POWER")
-    link(tree, sample.outputs[0], sharp.inputs[0])
-    sharp.inputs[1].default_value = 4.0
-    grow = n(tree, "ShaderNodeMath", 50, -250, operation="MULTIPLY")
-    link(tree, sharp.outputs[0], grow.inputs[0])
-    link(tree, gin.outputs["Grow"], grow.inputs[1])
-    scale = n(tree, "ShaderNodeMath", 200, -250, operation="ADD")
-    link(tree, grow.outputs[0], scale.inputs[0])
-    scale.inputs[1].default_value = 1.0
-    lift = n(tree, "ShaderNodeMath", 200, -400, operation="MULTIPLY")
-    link(tree, grow.outputs[0], lift.inputs[0])
-    link(tree, gin.outputs["Lift"], lift.inputs[1])
+    sharp = trees.math(tree, "POWER", level, 4.0, -100, -250)
+    grow = trees.math(tree, "MULTIPLY", sharp, gin.outputs["Grow"], 50, -250)
+    scale = trees.math(tree, "ADD", grow, 1.0, 200, -250)
+    lift = trees.math(tree, "MULTIPLY", grow, gin.outputs["Lift"], 200, -400)
     offset = n(tree, "ShaderNodeCombineXYZ", 350, -400)
-    link(tree, lift.outputs[0], offset.inputs["Y"])
+    link(tree, lift, offset.inputs["Y"])
     transform = n(tree, "GeometryNodeTransform", 500, 0)
-    link(tree, store.outputs["Geometry"], transform.inputs["Geometry"])
-    link(tree, scale.outputs[0], transform.inputs["Scale"])
+    link(tree, text, transform.inputs["Geometry"])
+    link(tree, scale, transform.inputs["Scale"])
     link(tree, offset.outputs[0], transform.inputs["Translation"])
     gout = n(tree, "NodeGroupOutput", 700, 0)
     link(tree, transform.outputs["Geometry"], gout.inputs["Geometry"])
@@ -66,7 +48,7 @@ def class_material(network: str, theme: materials.Theme):
     """Text colour from `level`: the predicted class (level 1) in the highlight colour, bright."""
     mat = util.new_material(f"{network} class labels", network, "class_label_material")
     nt = mat.node_tree
-    n, link = util.node, util.link
+    n, link = trees.node, trees.link
     level = n(nt, "ShaderNodeAttribute", -600, 0, attribute_type="GEOMETRY")
     level.attribute_name = "level"
     sharp = n(nt, "ShaderNodeMath", -400, 0, operation="POWER")
@@ -110,9 +92,9 @@ def build(
         obj = util.text_object(network, collection, f"label {i}", label, at, 1.6 * pitch, mat)
         mod = obj.modifiers.new(MODIFIER, "NODES")
         mod.node_group = tree
-        util.set_modifier_input(mod, "Nodes", bpy.data.objects[nodes_object])
-        util.set_modifier_input(mod, "Node", int(out_stage.start + i))
-        util.set_modifier_input(mod, "Lift", 0.6 * pitch)
+        trees.set_modifier_input(mod, "Nodes", bpy.data.objects[nodes_object])
+        trees.set_modifier_input(mod, "Node", int(out_stage.start + i))
+        trees.set_modifier_input(mod, "Lift", 0.6 * pitch)
         names.append(obj.name)
 
     name_mat = materials.label_material(network, theme, "stage_label_material", theme.text)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import attributes, compat, materials, util
+from . import attributes, compat, materials, trees, util
 from .handle import Network
 
 BARS_MODIFIER = "NNViz Bars"
@@ -84,33 +84,20 @@ def layer_sizes(network: str) -> list[str]:
 
 
 def _bars_tree(network: str):
-    tree = util.new_tree(f"{network} bars", network, "bars_tree")
-    util.add_socket(tree, "Geometry", "NodeSocketGeometry")
-    util.add_socket(tree, "Nodes", "NodeSocketObject")
-    util.add_socket(tree, "Height", "NodeSocketFloat", default=1.0, min_value=0.0)
-    util.add_socket(tree, "Width", "NodeSocketFloat", default=0.08, min_value=0.0)
-    util.add_socket(tree, "Bar Material", "NodeSocketMaterial")
-    util.add_socket(tree, "Track Material", "NodeSocketMaterial")
-    util.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
-    n, link = util.node, util.link
+    tree = trees.new_tree(f"{network} bars", network, "bars_tree")
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    trees.add_socket(tree, "Nodes", "NodeSocketObject")
+    trees.add_socket(tree, "Height", "NodeSocketFloat", default=1.0, min_value=0.0)
+    trees.add_socket(tree, "Width", "NodeSocketFloat", default=0.08, min_value=0.0)
+    trees.add_socket(tree, "Bar Material", "NodeSocketMaterial")
+    trees.add_socket(tree, "Track Material", "NodeSocketMaterial")
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+    n, link = trees.node, trees.link
     gin = n(tree, "NodeGroupInput", -1000, 0)
-    info = n(tree, "GeometryNodeObjectInfo", -800, 300, transform_space="ORIGINAL")
-    link(tree, gin.outputs["Nodes"], info.inputs["Object"])
-    act = n(tree, "GeometryNodeInputNamedAttribute", -800, 100, data_type="FLOAT")
-    act.inputs["Name"].default_value = "act"
-    node = n(tree, "GeometryNodeInputNamedAttribute", -800, -50, data_type="INT")
-    node.inputs["Name"].default_value = "node"
-    sample = n(tree, "GeometryNodeSampleIndex", -600, 200, data_type="FLOAT", domain="INSTANCE")
-    link(tree, info.outputs["Geometry"], sample.inputs["Geometry"])
-    link(tree, act.outputs["Attribute"], sample.inputs["Value"])
-    link(tree, node.outputs["Attribute"], sample.inputs["Index"])
-    prob = n(tree, "ShaderNodeMath", -400, 200, operation="MAXIMUM", use_clamp=True)
-    link(tree, sample.outputs[0], prob.inputs[0])
-    prob.inputs[1].default_value = 0.0
-    store = n(tree, "GeometryNodeStoreNamedAttribute", -200, 0, data_type="FLOAT", domain="POINT")
-    store.inputs["Name"].default_value = "prob"
-    link(tree, gin.outputs["Geometry"], store.inputs["Geometry"])
-    link(tree, prob.outputs[0], store.inputs["Value"])
+    node = trees.named(tree, "node", "INT", -800, -50)
+    act = trees.node_value(tree, gin.outputs["Nodes"], "act", node, -800, 100)
+    prob = trees.math(tree, "MAXIMUM", act, 0.0, -400, 200, clamp=True)
+    points = trees.store(tree, gin.outputs["Geometry"], "prob", prob, "FLOAT", "POINT", -200, 0)
 
     cube = n(tree, "GeometryNodeMeshCube", -600, -300)
     cube.inputs["Size"].default_value = (1.0, 1.0, 1.0)
@@ -121,13 +108,11 @@ def _bars_tree(network: str):
     def bars(height, material, y):
         scale = n(tree, "ShaderNodeCombineXYZ", 0, y - 150)
         link(tree, gin.outputs["Width"], scale.inputs["X"])
-        depth = n(tree, "ShaderNodeMath", -150, y - 250, operation="MULTIPLY")
-        link(tree, gin.outputs["Width"], depth.inputs[0])
-        depth.inputs[1].default_value = 0.25
-        link(tree, depth.outputs[0], scale.inputs["Y"])
+        depth = trees.math(tree, "MULTIPLY", gin.outputs["Width"], 0.25, -150, y - 250)
+        link(tree, depth, scale.inputs["Y"])
         link(tree, height, scale.inputs["Z"])
         inst = n(tree, "GeometryNodeInstanceOnPoints", 200, y)
-        link(tree, store.outputs["Geometry"], inst.inputs["Points"])
+        link(tree, points, inst.inputs["Points"])
         link(tree, lift.outputs["Geometry"], inst.inputs["Instance"])
         link(tree, scale.outputs[0], inst.inputs["Scale"])
         mat = n(tree, "GeometryNodeSetMaterial", 400, y)
@@ -135,10 +120,8 @@ def _bars_tree(network: str):
         link(tree, material, mat.inputs["Material"])
         return mat.outputs["Geometry"]
 
-    tall = n(tree, "ShaderNodeMath", -200, 150, operation="MULTIPLY")
-    link(tree, prob.outputs[0], tall.inputs[0])
-    link(tree, gin.outputs["Height"], tall.inputs[1])
-    front = bars(tall.outputs[0], gin.outputs["Bar Material"], 200)
+    tall = trees.math(tree, "MULTIPLY", prob, gin.outputs["Height"], -200, 150)
+    front = bars(tall, gin.outputs["Bar Material"], 200)
     track = bars(gin.outputs["Height"], gin.outputs["Track Material"], -200)
     # the track sits just behind its bar so the bar always wins the depth test
     back = n(tree, "GeometryNodeTranslateInstances", 600, -200)
@@ -155,7 +138,7 @@ def _bars_tree(network: str):
 def _bar_material(network: str, theme: materials.Theme):
     mat = util.new_material(f"{network} probability bars", network, "bars_material")
     nt = mat.node_tree
-    n, link = util.node, util.link
+    n, link = trees.node, trees.link
     prob = n(nt, "ShaderNodeAttribute", -600, 0, attribute_type="INSTANCER")
     prob.attribute_name = "prob"
     color = n(nt, "ShaderNodeMix", -300, 100, data_type="RGBA")
@@ -206,11 +189,11 @@ def probability_bars(network: str, height: float | None = None) -> list[str]:
     fig.objects.link(obj)
     mod = obj.modifiers.new(BARS_MODIFIER, "NODES")
     mod.node_group = _bars_tree(network)
-    util.set_modifier_input(mod, "Nodes", util.find("objects", network, "nodes"))
-    util.set_modifier_input(mod, "Height", float(height))
-    util.set_modifier_input(mod, "Width", float(gap * 0.7))
-    util.set_modifier_input(mod, "Bar Material", _bar_material(network, theme))
-    util.set_modifier_input(mod, "Track Material", _track_material(network, theme))
+    trees.set_modifier_input(mod, "Nodes", util.find("objects", network, "nodes"))
+    trees.set_modifier_input(mod, "Height", float(height))
+    trees.set_modifier_input(mod, "Width", float(gap * 0.7))
+    trees.set_modifier_input(mod, "Bar Material", _bar_material(network, theme))
+    trees.set_modifier_input(mod, "Track Material", _track_material(network, theme))
 
     names = [obj.name]
     mat = _text_material(network, "figure_text_material", theme)
@@ -235,7 +218,7 @@ def _ramp_material(network: str, role: str, source_ramp, theme: materials.Theme)
     """Emission along the strip's U coordinate through a copy of `source_ramp`'s colours."""
     mat = util.new_material(f"{network} {role}", network, role)
     nt = mat.node_tree
-    n, link = util.node, util.link
+    n, link = trees.node, trees.link
     uv = n(nt, "ShaderNodeTexCoord", -700, 0)
     split = n(nt, "ShaderNodeSeparateXYZ", -500, 0)
     link(nt, uv.outputs["UV"], split.inputs[0])

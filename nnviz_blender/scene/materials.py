@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import compat, util
+from . import compat, trees, util
 
 RGB = tuple[float, float, float]
 
@@ -171,7 +171,7 @@ def node_material(network: str, theme: Theme, colormap: str | None, output_stage
     signed = theme.node_value == "signed" or cmap.startswith("diverging")
     mat = util.new_material(f"{network} nodes", network, "nodes_material")
     nt = mat.node_tree
-    n, link = util.node, util.link
+    n, link = trees.node, trees.link
 
     value = n(nt, "ShaderNodeAttribute", -900, 200, attribute_type="INSTANCER")
     value.attribute_name = "signed" if signed else "level"
@@ -249,7 +249,7 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
     """
     mat = util.new_material(f"{network} edges", network, "edges_material")
     nt = mat.node_tree
-    n, link = util.node, util.link
+    n, link = trees.node, trees.link
     glow = n(nt, "ShaderNodeAttribute", -1100, 0, attribute_type="GEOMETRY")
     glow.attribute_name = "glow"
     scale = n(nt, "ShaderNodeMath", -900, 0, operation="MULTIPLY")
@@ -338,11 +338,11 @@ def label_material(network: str, theme: Theme, role: str, color: RGB, strength: 
     """A plain emissive text material."""
     mat = util.new_material(f"{network} {role}", network, role)
     nt = mat.node_tree
-    emit = util.node(nt, "ShaderNodeEmission", 0, 0)
+    emit = trees.node(nt, "ShaderNodeEmission", 0, 0)
     emit.inputs["Color"].default_value = linear(color)
     emit.inputs["Strength"].default_value = strength
-    out = util.node(nt, "ShaderNodeOutputMaterial", 200, 0)
-    util.link(nt, emit.outputs[0], out.inputs["Surface"])
+    out = trees.node(nt, "ShaderNodeOutputMaterial", 200, 0)
+    trees.link(nt, emit.outputs[0], out.inputs["Surface"])
     return mat
 
 
@@ -367,10 +367,10 @@ def palette(network: str, role: str, colors: list[RGB]) -> list:
     for i, rgb in enumerate(colors):
         mat = util.new_material(f"{network} {role} {i:02d}", network, f"{role}_{i}")
         mat.diffuse_color = linear(rgb)
-        emit = util.node(mat.node_tree, "ShaderNodeEmission", 0, 0)
+        emit = trees.node(mat.node_tree, "ShaderNodeEmission", 0, 0)
         emit.inputs["Color"].default_value = linear(rgb)
-        out = util.node(mat.node_tree, "ShaderNodeOutputMaterial", 200, 0)
-        util.link(mat.node_tree, emit.outputs[0], out.inputs["Surface"])
+        out = trees.node(mat.node_tree, "ShaderNodeOutputMaterial", 200, 0)
+        trees.link(mat.node_tree, emit.outputs[0], out.inputs["Surface"])
         mats.append(mat)
     return mats
 

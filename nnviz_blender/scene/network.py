@@ -21,7 +21,7 @@ from ..core.forward import forward
 from ..core.modelfile import Model, ModelError
 from . import edges as scene_edges
 from . import labels as scene_labels
-from . import materials, solid, studio, util
+from . import materials, solid, studio, trees, util
 from . import nodes as scene_nodes
 from .handle import Network, NetworkError
 
@@ -238,7 +238,7 @@ def set_edge_fade(name: str, fade: float, strength: float | None = None) -> None
     rest fade in from that level (the material); `strength` scales their brightness."""
     mod = Network(name).modifier("edges", scene_edges.MODIFIER)
     if mod is not None:
-        util.set_modifier_input(mod, "Threshold", float(fade))
+        trees.set_modifier_input(mod, "Threshold", float(fade))
     mat = util.find("materials", name, "edges_material")
     if mat is not None:
         materials.set_edge_look(mat, strength=strength, fade=fade)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import attributes, util
+from . import attributes, trees, util
 
 SHAPES = ("cube", "sphere", "tile")
 VALUE_ATTRS = ("act", "level", "signed")
@@ -24,15 +24,15 @@ MODIFIER = "NNViz Nodes"
 
 def build_tree(network: str):
     """The instancing node group (one per network, so removing the network removes it)."""
-    tree = util.new_tree(f"{network} nodes", network, "nodes_tree")
-    util.add_socket(tree, "Geometry", "NodeSocketGeometry")
-    util.add_socket(tree, "Shape", "NodeSocketInt", default=0, min_value=0, max_value=2)
-    util.add_socket(tree, "Size", "NodeSocketFloat", default=0.09, min_value=0.0)
-    util.add_socket(tree, "Tile Rotation", "NodeSocketVector", default=(0.0, 0.0, 0.0))
-    util.add_socket(tree, "Material", "NodeSocketMaterial")
-    util.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+    tree = trees.new_tree(f"{network} nodes", network, "nodes_tree")
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    trees.add_socket(tree, "Shape", "NodeSocketInt", default=0, min_value=0, max_value=2)
+    trees.add_socket(tree, "Size", "NodeSocketFloat", default=0.09, min_value=0.0)
+    trees.add_socket(tree, "Tile Rotation", "NodeSocketVector", default=(0.0, 0.0, 0.0))
+    trees.add_socket(tree, "Material", "NodeSocketMaterial")
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
 
-    n, link = util.node, util.link
+    n, link = trees.node, trees.link
     gin = n(tree, "NodeGroupInput", -900, 0)
     cube = n(tree, "GeometryNodeMeshCube", -700, 250)
     cube.inputs["Size"].default_value = (1.0, 1.0, 1.0)
@@ -68,11 +68,10 @@ def build_tree(network: str):
     link(tree, gin.outputs["Size"], inst.inputs["Scale"])
     # Hidden layers (visibility.py) shrink to nothing rather than being deleted: the edges and
     # labels sample nodes by index, so every instance must stay where it is.
-    hidden = n(tree, "GeometryNodeInputNamedAttribute", 100, -150, data_type="BOOLEAN")
-    hidden.inputs["Name"].default_value = "hidden"
+    hidden = trees.named(tree, "hidden", "BOOLEAN", 100, -150)
     shrink = n(tree, "GeometryNodeScaleInstances", 300, 100)
     link(tree, inst.outputs["Instances"], shrink.inputs["Instances"])
-    link(tree, hidden.outputs["Attribute"], shrink.inputs["Selection"])
+    link(tree, hidden, shrink.inputs["Selection"])
     shrink.inputs["Scale"].default_value = (0.0, 0.0, 0.0)
     gout = n(tree, "NodeGroupOutput", 500, 100)
     link(tree, shrink.outputs["Instances"], gout.inputs["Geometry"])
@@ -111,11 +110,11 @@ def build(
     collection.objects.link(obj)
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network)
-    util.set_modifier_input(mod, "Shape", SHAPES.index(shape))
-    util.set_modifier_input(mod, "Size", float(size))
-    util.set_modifier_input(mod, "Tile Rotation", tuple(float(v) for v in tile_rotation))
+    trees.set_modifier_input(mod, "Shape", SHAPES.index(shape))
+    trees.set_modifier_input(mod, "Size", float(size))
+    trees.set_modifier_input(mod, "Tile Rotation", tuple(float(v) for v in tile_rotation))
     if material is not None:
-        util.set_modifier_input(mod, "Material", material)
+        trees.set_modifier_input(mod, "Material", material)
     return obj.name
 
 

@@ -10,7 +10,7 @@ there. studio.setup switches it on for Workbench renders.
 from __future__ import annotations
 
 from . import edges as scene_edges
-from . import materials, util
+from . import materials, trees, util
 from . import nodes as scene_nodes
 from .handle import Network
 
@@ -23,22 +23,21 @@ def palette_branch(tree, geometry, value, materials, lo: float, hi: float, x=0, 
     falls in bin k. Returns the output socket of the last node.
     """
     k = len(materials)
-    scale = util.node(tree, "ShaderNodeMapRange", x, y - 200, clamp=True)
-    util.link(tree, value, scale.inputs["Value"])
+    scale = trees.node(tree, "ShaderNodeMapRange", x, y - 200, clamp=True)
+    trees.link(tree, value, scale.inputs["Value"])
     scale.inputs["From Min"].default_value = lo
     scale.inputs["From Max"].default_value = hi
     scale.inputs["To Max"].default_value = k - 1e-3
-    bin_ = util.node(tree, "ShaderNodeMath", x + 150, y - 200, operation="FLOOR")
-    util.link(tree, scale.outputs["Result"], bin_.inputs[0])
+    bin_ = trees.math(tree, "FLOOR", scale.outputs["Result"], None, x + 150, y - 200)
     current = geometry
     for i, mat in enumerate(materials):
-        pick = util.node(tree, "ShaderNodeMath", x + 300 + 150 * i, y - 200, operation="COMPARE")
-        util.link(tree, bin_.outputs[0], pick.inputs[0])
+        pick = trees.node(tree, "ShaderNodeMath", x + 300 + 150 * i, y - 200, operation="COMPARE")
+        trees.link(tree, bin_, pick.inputs[0])
         pick.inputs[1].default_value = float(i)
         pick.inputs[2].default_value = 0.5
-        setm = util.node(tree, "GeometryNodeSetMaterial", x + 300 + 150 * i, y)
-        util.link(tree, current, setm.inputs["Geometry"])
-        util.link(tree, pick.outputs[0], setm.inputs["Selection"])
+        setm = trees.node(tree, "GeometryNodeSetMaterial", x + 300 + 150 * i, y)
+        trees.link(tree, current, setm.inputs["Geometry"])
+        trees.link(tree, pick.outputs[0], setm.inputs["Selection"])
         setm.inputs["Material"].default_value = mat
         current = setm.outputs["Geometry"]
     return current
@@ -47,18 +46,18 @@ def palette_branch(tree, geometry, value, materials, lo: float, hi: float, x=0, 
 def add_solid_colors(tree, build_branch) -> None:
     """Insert `build_branch(tree, geometry_socket) -> socket` before the group output, behind a
     "Solid Colors" switch input (off: the tree works exactly as before)."""
-    util.add_socket(tree, "Solid Colors", "NodeSocketBool", default=False)
+    trees.add_socket(tree, "Solid Colors", "NodeSocketBool", default=False)
     out = next(n for n in tree.nodes if n.bl_idname == "NodeGroupOutput")
     gin = next(n for n in tree.nodes if n.bl_idname == "NodeGroupInput")
     last = out.inputs[0].links[0].from_socket
     branch = build_branch(tree, last)
-    switch = util.node(tree, "GeometryNodeSwitch", out.location.x, out.location.y - 300)
+    switch = trees.node(tree, "GeometryNodeSwitch", out.location.x, out.location.y - 300)
     switch.input_type = "GEOMETRY"
-    util.link(tree, gin.outputs["Solid Colors"], switch.inputs["Switch"])
-    util.link(tree, last, switch.inputs["False"])
-    util.link(tree, branch, switch.inputs["True"])
+    trees.link(tree, gin.outputs["Solid Colors"], switch.inputs["Switch"])
+    trees.link(tree, last, switch.inputs["False"])
+    trees.link(tree, branch, switch.inputs["True"])
     out.location.x += 2500
-    util.link(tree, switch.outputs[0], out.inputs[0])
+    trees.link(tree, switch.outputs[0], out.inputs[0])
 
 
 def add_to_nodes(name: str, theme: materials.Theme, colormap: str | None) -> None:
@@ -68,14 +67,11 @@ def add_to_nodes(name: str, theme: materials.Theme, colormap: str | None) -> Non
     pal = materials.node_palette(name, theme, colormap)
 
     def branch(tree, geometry):
-        realize = util.node(tree, "GeometryNodeRealizeInstances", 400, -300)
-        util.link(tree, geometry, realize.inputs["Geometry"])
-        value = util.node(tree, "GeometryNodeInputNamedAttribute", 400, -500, data_type="FLOAT")
-        value.inputs["Name"].default_value = "signed" if signed else "level"
+        realize = trees.node(tree, "GeometryNodeRealizeInstances", 400, -300)
+        trees.link(tree, geometry, realize.inputs["Geometry"])
+        value = trees.named(tree, "signed" if signed else "level", "FLOAT", 400, -500)
         lo = -1.0 if signed else 0.0
-        return palette_branch(
-            tree, realize.outputs[0], value.outputs["Attribute"], pal, lo, 1.0, 600, -300
-        )
+        return palette_branch(tree, realize.outputs[0], value, pal, lo, 1.0, 600, -300)
 
     add_solid_colors(util.find("node_groups", name, "nodes_tree"), branch)
 
@@ -85,12 +81,9 @@ def add_to_edges(name: str, theme: materials.Theme) -> None:
     pal = materials.edge_palette(name, theme)
 
     def branch(tree, geometry):
-        glow = util.node(tree, "GeometryNodeInputNamedAttribute", 900, -500, data_type="FLOAT")
-        glow.inputs["Name"].default_value = "glow"
-        scaled = util.node(tree, "ShaderNodeMath", 1050, -500, operation="MULTIPLY")
-        util.link(tree, glow.outputs["Attribute"], scaled.inputs[0])
-        scaled.inputs[1].default_value = theme.edge_strength
-        return palette_branch(tree, geometry, scaled.outputs[0], pal, -1.0, 1.0, 1200, -300)
+        glow = trees.named(tree, "glow", "FLOAT", 900, -500)
+        scaled = trees.math(tree, "MULTIPLY", glow, theme.edge_strength, 1050, -500)
+        return palette_branch(tree, geometry, scaled, pal, -1.0, 1.0, 1200, -300)
 
     add_solid_colors(util.find("node_groups", name, "edges_tree"), branch)
 
@@ -100,4 +93,4 @@ def set_solid_colors(name: str, on: bool) -> None:
     for role, modifier in (("nodes", scene_nodes.MODIFIER), ("edges", scene_edges.MODIFIER)):
         mod = Network(name).modifier(role, modifier)
         if mod is not None:
-            util.set_modifier_input(mod, "Solid Colors", bool(on))
+            trees.set_modifier_input(mod, "Solid Colors", bool(on))

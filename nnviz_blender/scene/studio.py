@@ -14,7 +14,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from . import compat, edges, materials, solid, util
+from . import compat, edges, materials, solid, trees, util
 from .handle import Network
 
 CAMERAS = ("front", "iso", "top")
@@ -142,7 +142,7 @@ def world(network: str, theme: materials.Theme):
     w = util.tag(bpy.data.worlds.new(f"{network} world"), network, "world")
     nt = compat.shader_tree(w)
     nt.nodes.clear()
-    n, link = util.node, util.link
+    n, link = trees.node, trees.link
     coord = n(nt, "ShaderNodeTexCoord", -900, 0)
     centred = n(nt, "ShaderNodeVectorMath", -700, 0, operation="SUBTRACT")
     link(nt, coord.outputs["Window"], centred.inputs[0])
@@ -319,7 +319,7 @@ def _compositor(network: str, scene, base_layer: str, edge_layer: str, transpare
     _drop_compositor(network, scene)
     tree = compat.new_compositor(scene, f"{network} compositing")
     util.tag(tree, network, "compositor")
-    n, link = util.node, util.link
+    n, link = trees.node, trees.link
     base = _render_layers(tree, scene, base_layer, -800, 200)
     edges = _render_layers(tree, scene, edge_layer, -800, -200)
     alpha = edges.outputs[materials.EDGE_ALPHA_AOV]
@@ -360,7 +360,7 @@ def _compositor(network: str, scene, base_layer: str, edge_layer: str, transpare
 
 
 def _render_layers(tree, scene, layer: str, x: float, y: float):
-    rl = util.node(tree, "CompositorNodeRLayers", x, y)
+    rl = trees.node(tree, "CompositorNodeRLayers", x, y)
     rl.scene = scene
     rl.layer = layer
     return rl

@@ -8,7 +8,6 @@ data-block type. Nothing here keeps a bpy reference between calls.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import bpy
 import numpy as np
@@ -148,58 +147,6 @@ def unique_name(blocks, base: str) -> str:
     while f"{base}.{i:03d}" in blocks:
         i += 1
     return f"{base}.{i:03d}"
-
-
-# --- node trees --------------------------------------------------------------------------------
-
-
-TreeType = Literal["GeometryNodeTree", "ShaderNodeTree", "CompositorNodeTree"]
-
-
-def new_tree(name: str, network: str, role: str, kind: TreeType = "GeometryNodeTree"):
-    tree = bpy.data.node_groups.new(name, kind)
-    tag(tree, network, role)
-    return tree
-
-
-def add_socket(tree, name: str, socket_type: str, in_out: str = "INPUT", default=None, **limits):
-    """Add an interface socket; `limits` may set min_value / max_value / subtype etc."""
-    sock = tree.interface.new_socket(name, in_out=in_out, socket_type=socket_type)
-    if default is not None and hasattr(sock, "default_value"):
-        sock.default_value = default
-    for key, value in limits.items():
-        setattr(sock, key, value)
-    return sock
-
-
-def socket_identifier(tree, name: str, in_out: str = "INPUT") -> str:
-    """The identifier of an interface socket (never hard-code `Socket_N`)."""
-    for item in tree.interface.items_tree:
-        if item.item_type == "SOCKET" and item.in_out == in_out and item.name == name:
-            return item.identifier
-    raise KeyError(f"node group {tree.name!r} has no {in_out.lower()} socket {name!r}")
-
-
-def set_modifier_input(modifier, name: str, value) -> None:
-    """Set a Geometry Nodes modifier input and tag the object (ID properties do not tag)."""
-    modifier[socket_identifier(modifier.node_group, name)] = value
-    modifier.id_data.update_tag()
-
-
-def get_modifier_input(modifier, name: str):
-    return modifier[socket_identifier(modifier.node_group, name)]
-
-
-def node(tree, type_name: str, x: float = 0.0, y: float = 0.0, **props):
-    n = tree.nodes.new(type_name)
-    n.location = (x, y)
-    for key, value in props.items():
-        setattr(n, key, value)
-    return n
-
-
-def link(tree, from_socket, to_socket) -> None:
-    tree.links.new(from_socket, to_socket)
 
 
 def new_material(name: str, network: str, role: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import attributes, util
+from . import attributes, trees, util
 from . import edges as scene_edges
 from .handle import Network, NetworkError
 
@@ -43,7 +43,7 @@ def set_hidden_stages(network: str, stages) -> list[int]:
         curves.update_tag()
         mod = edges.modifiers.get(scene_edges.MODIFIER)
         if mod is not None:
-            util.set_modifier_input(mod, "Hide Layers", bool(chosen))
+            trees.set_modifier_input(mod, "Hide Layers", bool(chosen))
 
     for k in range(n_stages):
         label = util.find("objects", network, f"stage {k}")
