@@ -47,7 +47,7 @@ def read_png(path: str) -> np.ndarray:
     try:
         w, h = image.size
         buf = attributes.read_pixels(image)
-        return buf.reshape(h, w, 4)[::-1].copy()  # Blender stores the bottom row first
+        return buf.reshape(h, w, image.channels)[::-1].copy()  # Blender stores the bottom row first
     finally:
         bpy.data.images.remove(image)
 

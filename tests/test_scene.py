@@ -14,6 +14,7 @@ from nnviz_blender.core import values as core_values  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import ModelError, build_model, load_model  # noqa: E402
 from nnviz_blender.scene import attributes, edges, network, studio, util  # noqa: E402
+from nnviz_blender.scene.handle import NetworkError  # noqa: E402
 
 TINY_SPEC = {
     "name": "tiny",
@@ -154,7 +155,7 @@ def test_contribution_mode_follows_the_input(mlp):
 
 def test_bad_edge_modes_are_reported():
     for bad in ("some", "topk:0", "topk:x", "contrib:-1"):
-        with pytest.raises(network.NetworkError, match="edge mode"):
+        with pytest.raises(NetworkError, match="edge mode"):
             network.parse_edges(bad)
     assert network.parse_edges("topk:7") == network.EdgeMode("topk", k=7)
     assert network.parse_edges("contrib:0.25").threshold == 0.25
@@ -322,7 +323,7 @@ def test_bad_options_build_nothing(mlp):
         {"edges": "best"},
         {"colormap": "jet"},
     ):
-        with pytest.raises(network.NetworkError):
+        with pytest.raises(NetworkError):
             network.build_network(mlp, "net", **kwargs)
     assert counts() == before
 

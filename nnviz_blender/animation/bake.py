@@ -94,16 +94,14 @@ def build_tree(network: str):
     b = trees.math(tree, "MINIMUM", trees.math(tree, "ADD", a, 1, -1300, -50), last, -1150, -50)
     t = trees.math(tree, "SUBTRACT", p, a, -1300, 150)
 
+    def table_int(name: str, y: float):
+        """The int attribute `name` of this node in the value table."""
+        return trees.sample(
+            tree, table_geo, trees.named(tree, name, "INT", -1700, y), index, "INT", -1450, y
+        )
+
     # per node: its stage's eased mix factor e = smoothstep((t - stage * delay) / width)
-    stage = trees.sample(
-        tree,
-        table_geo,
-        trees.named(tree, "nnviz_stage", "INT", -1700, 350),
-        index,
-        "INT",
-        -1450,
-        350,
-    )
+    stage = table_int("nnviz_stage", 350)
     lag = trees.math(tree, "MULTIPLY", stage, gin.outputs["Stage Delay"], -1150, 350)
     local = trees.math(tree, "SUBTRACT", t, lag, -1000, 300)
     local = trees.math(tree, "DIVIDE", local, gin.outputs["Stage Width"], -850, 300, clamp=True)
@@ -113,24 +111,8 @@ def build_tree(network: str):
         tree, "MULTIPLY", ease, trees.math(tree, "MULTIPLY", local, local, -700, 400), -550, 300
     )
 
-    lgroup = trees.sample(
-        tree,
-        table_geo,
-        trees.named(tree, "nnviz_lgroup", "INT", -1700, -250),
-        index,
-        "INT",
-        -1450,
-        -250,
-    )
-    sgroup = trees.sample(
-        tree,
-        table_geo,
-        trees.named(tree, "nnviz_sgroup", "INT", -1700, -400),
-        index,
-        "INT",
-        -1450,
-        -400,
-    )
+    lgroup = table_int("nnviz_lgroup", -250)
+    sgroup = table_int("nnviz_sgroup", -400)
     position = n(tree, "GeometryNodeInputPosition", -1700, -850).outputs[0]
 
     def state(key, y: float):

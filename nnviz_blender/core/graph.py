@@ -215,6 +215,11 @@ def _readonly(a: np.ndarray, dtype) -> np.ndarray:
     return a
 
 
+def stage_sizes(model: Model) -> list[int]:
+    """Nodes per stage of the model's graph, input first (without building its edges)."""
+    return [int(np.prod(p["shape"])) for p in _plan_stages(model)]
+
+
 def build_graph(model: Model, max_edges: int = MAX_EDGES) -> Graph:
     """Every node and every connection of a sequential model.
 

@@ -1,6 +1,7 @@
 """Node positions in Blender units (1 unit = 100 units of the original), z up, seen along +y.
 
-Two styles, as in the original (see original.md):
+Two styles, as in the original (A. W. Harley's 2015 web visualization, the paper the README
+cites; its coordinates were read from its source):
 
 - "3d": every stage is a horizontal plane, stacked upward from the input at the bottom. Inside a
   plane, x runs right and y runs away from the front camera (which sits at negative y).

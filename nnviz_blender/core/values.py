@@ -24,7 +24,6 @@ of baked constants) all use these functions, so a baked frame equals the live vi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -35,34 +34,76 @@ from .modelfile import Model
 NORMALISE = ("map", "stage", "global")
 
 
-class _Run(NamedTuple):
-    """`n_groups` consecutive groups of `size` nodes each from node `start`, the first being
-    group `group` (several runs may feed one group: "global")."""
+@dataclass(frozen=True, eq=False)
+class _Partition:
+    """Nodes in groups: the group of every node, and the runs of equal group in node order
+    (a group is normally one run; several runs may share one, as "global" could)."""
 
-    start: int
-    n_groups: int
-    size: int
-    group: int
-    pixels: bool
+    label: np.ndarray  # int32 (N,) group of every node
+    count: int  # number of groups
+    pixels: np.ndarray  # bool (count,) groups made of input pixels
+    starts: np.ndarray  # int64 (R,) first node of every run
+    lengths: np.ndarray  # int64 (R,) nodes in every run
+    run_group: np.ndarray  # int64 (R,) group of every run
 
     @property
-    def stop(self) -> int:
-        return self.start + self.n_groups * self.size
+    def one_run_each(self) -> bool:
+        return self.run_group.size == self.count
+
+
+def _partition(graph: Graph, per: str) -> _Partition:
+    label = np.zeros(graph.node_count, np.int32)
+    pixels: list[bool] = []
+    global_group = -1
+    for stage in graph.stages:
+        nodes = slice(stage.start, stage.stop)
+        if stage.kind == "input":
+            label[nodes] = len(pixels)
+            pixels.append(True)
+        elif per == "global":
+            if global_group < 0:
+                global_group = len(pixels)
+                pixels.append(False)
+            label[nodes] = global_group
+        elif per == "map" and stage.is_map:
+            c, h, w = stage.shape
+            label[nodes] = len(pixels) + np.repeat(np.arange(c), h * w)
+            pixels += [False] * c
+        else:
+            label[nodes] = len(pixels)
+            pixels.append(False)
+    starts = np.flatnonzero(np.diff(label, prepend=-1)) if label.size else np.zeros(0, np.int64)
+    lengths = np.diff(np.append(starts, label.size))
+    return _Partition(
+        label, len(pixels), np.array(pixels, bool), starts, lengths, label[starts].astype(np.int64)
+    )
 
 
 @dataclass(frozen=True, eq=False)
 class Groups:
-    """The group of every node for `level` and for `signed` (int32 (N,)) and the group counts.
+    """The groups `level` and `signed` are normalised over; groups are numbered in node order,
+    so for a sequential model group 0 is the input."""
 
-    Groups are numbered in stage order, so for a sequential model group 0 is the input.
-    """
+    level_groups: _Partition
+    signed_groups: _Partition
 
-    level: np.ndarray
-    signed: np.ndarray
-    n_level: int
-    n_signed: int
-    level_runs: tuple[_Run, ...]
-    signed_runs: tuple[_Run, ...]
+    @property
+    def level(self) -> np.ndarray:
+        """int32 (N,): the `level` group of every node."""
+        return self.level_groups.label
+
+    @property
+    def signed(self) -> np.ndarray:
+        """int32 (N,): the `signed` group of every node."""
+        return self.signed_groups.label
+
+    @property
+    def n_level(self) -> int:
+        return self.level_groups.count
+
+    @property
+    def n_signed(self) -> int:
+        return self.signed_groups.count
 
     @property
     def width(self) -> int:
@@ -70,49 +111,22 @@ class Groups:
         return max(self.n_level, self.n_signed)
 
 
-def _runs(graph: Graph, per: str) -> tuple[_Run, ...]:
-    runs: list[_Run] = []
-    group = 0
-    global_group = -1
-    for stage in graph.stages:
-        if stage.kind == "input":
-            runs.append(_Run(stage.start, 1, stage.size, group, True))
-            group += 1
-        elif per == "global":
-            if global_group < 0:
-                global_group, group = group, group + 1
-            runs.append(_Run(stage.start, 1, stage.size, global_group, False))
-        elif per == "map" and stage.is_map:
-            n = stage.shape[1] * stage.shape[2]
-            runs.append(_Run(stage.start, stage.shape[0], n, group, False))
-            group += stage.shape[0]
-        else:
-            runs.append(_Run(stage.start, 1, stage.size, group, False))
-            group += 1
-    return tuple(runs)
-
-
-def _label(graph: Graph, runs: tuple[_Run, ...]) -> tuple[np.ndarray, int]:
-    label = np.zeros(graph.node_count, np.int32)
-    for r in runs:
-        label[r.start : r.stop] = np.repeat(np.arange(r.group, r.group + r.n_groups), r.size)
-    return label, max((r.group + r.n_groups for r in runs), default=0)
-
-
 def groups(graph: Graph, per: str = "map") -> Groups:
     """The groups `level` and `signed` are normalised over."""
     if per not in NORMALISE:
         raise ValueError(f"normalise must be one of {', '.join(NORMALISE)}, not {per!r}")
-    level_runs = _runs(graph, per)
-    signed_runs = _runs(graph, "stage" if per == "global" else per)
-    level, n_level = _label(graph, level_runs)
-    signed, n_signed = _label(graph, signed_runs)
-    return Groups(level, signed, n_level, n_signed, level_runs, signed_runs)
+    return Groups(_partition(graph, per), _partition(graph, "stage" if per == "global" else per))
 
 
-def _blocks(values: np.ndarray, r: _Run) -> np.ndarray:
-    """The run's values as (K, n_groups, size)."""
-    return values[:, r.start : r.stop].reshape(values.shape[0], r.n_groups, r.size)
+def _reduce(ufunc, values: np.ndarray, part: _Partition) -> np.ndarray:
+    """ufunc (minimum / maximum) over every group -> (K, part.count)."""
+    runs = ufunc.reduceat(values, part.starts, axis=1)
+    if part.one_run_each:
+        return runs
+    fill = np.inf if ufunc is np.minimum else -np.inf
+    out = np.full((values.shape[0], part.count), fill, values.dtype)
+    ufunc.at(out, (slice(None), part.run_group), runs)
+    return out
 
 
 def constants(grp: Groups, values: np.ndarray) -> np.ndarray:
@@ -121,46 +135,42 @@ def constants(grp: Groups, values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, np.float32)
     single = values.ndim == 1
     values = values[None] if single else values
-    k = values.shape[0]
-    lo = np.full((k, grp.width), np.inf, np.float32)
-    hi = np.full((k, grp.width), -np.inf, np.float32)
-    pixel_group = np.zeros(grp.width, bool)
-    for r in grp.level_runs:
-        block = _blocks(values, r)
-        cut = slice(r.group, r.group + r.n_groups)
-        np.minimum(lo[:, cut], block.min(axis=2), out=lo[:, cut])
-        np.maximum(hi[:, cut], block.max(axis=2), out=hi[:, cut])
-        pixel_group[cut] = r.pixels
-    out = np.zeros((k, grp.width, 3), np.float32)
-    used = np.isfinite(lo)
-    out[..., 0] = np.where(used, lo, 0.0)
-    out[..., 1] = np.where(used, hi - lo, 0.0)
-    inside = pixel_group & (lo >= 0.0) & (hi <= 1.0)  # pixels in [0, 1] stay as they are
-    out[..., 0] = np.where(inside, 0.0, out[..., 0])
-    out[..., 1] = np.where(inside, 1.0, out[..., 1])
-    for r in grp.signed_runs:
-        cut = slice(r.group, r.group + r.n_groups)
-        out[:, cut, 2] = 1.0 if r.pixels else np.abs(_blocks(values, r)).max(axis=2)
+    out = np.zeros((values.shape[0], grp.width, 3), np.float32)
+    lv = grp.level_groups
+    lo = _reduce(np.minimum, values, lv)
+    hi = _reduce(np.maximum, values, lv)
+    inside = lv.pixels & (lo >= 0.0) & (hi <= 1.0)  # pixels in [0, 1] stay as they are
+    out[:, : lv.count, 0] = np.where(inside, np.float32(0.0), lo)
+    out[:, : lv.count, 1] = np.where(inside, np.float32(1.0), hi - lo)
+    sg = grp.signed_groups
+    peak = _reduce(np.maximum, np.abs(values), sg)
+    out[:, : sg.count, 2] = np.where(sg.pixels, np.float32(1.0), peak)
     return out[0] if single else out
 
 
+def _per_node(column: np.ndarray, part: _Partition) -> np.ndarray:
+    """A per-group constant ((..., groups)) spread over the nodes ((..., N))."""
+    return np.repeat(column[..., part.run_group], part.lengths, axis=-1)
+
+
 def _safe_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a / b, 0 where b == 0 (Blender's Math node divides safely the same way)."""
-    zero = b == 0
-    out = np.divide(a, np.where(zero, np.float32(1.0), b))
-    out[zero] = 0.0
-    return out
+    """a / b, 0 where b == 0 (Blender's Math node divides safely the same way). Where b == 0
+    here a is 0 too (a constant group minus its minimum, or an all-zero group), so dividing
+    by 1 there gives that 0."""
+    return np.divide(a, np.where(b == 0, np.float32(1.0), b))
 
 
 def level(values: np.ndarray, grp: Groups, const: np.ndarray) -> np.ndarray:
     """`level` of values (N,) or (K, N) from their constants ((width, 3) or (K, width, 3))."""
     values = np.asarray(values, np.float32)
-    return _safe_divide(values - const[..., grp.level, 0], const[..., grp.level, 1])
+    part = grp.level_groups
+    lo = _per_node(const[..., 0], part)
+    return _safe_divide(values - lo, _per_node(const[..., 1], part))
 
 
 def signed(values: np.ndarray, grp: Groups, const: np.ndarray) -> np.ndarray:
     """`signed` of values (N,) or (K, N) from their constants, as the bake modifier does."""
-    return _safe_divide(np.asarray(values, np.float32), const[..., grp.signed, 2])
+    return _safe_divide(np.asarray(values, np.float32), _per_node(const[..., 2], grp.signed_groups))
 
 
 @dataclass(frozen=True, eq=False)

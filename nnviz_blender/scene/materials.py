@@ -15,7 +15,8 @@ from . import compat, trees, util
 
 RGB = tuple[float, float, float]
 
-# The original's dark colormap (read from its source; see original.md).
+# The dark colormap of the original visualization (A. W. Harley's 2015 web version, the paper
+# the README cites), read from its source code.
 ORIGINAL: list[tuple[float, RGB]] = [
     (0.00, (0.0, 0.0, 0.0)),
     (0.25, (0.17, 0.14, 0.25)),

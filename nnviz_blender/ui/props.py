@@ -12,11 +12,26 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..core.errors import NNVizError
+from ..core.graph import stage_sizes
+from ..core.modelfile import load_model
 from ..paths import shipped_model
 
+
+def _shipped(name: str, title: str, what: str) -> tuple[str, str, str]:
+    """An enum item for a shipped model, its sizes read from the model file itself."""
+    try:
+        sizes = stage_sizes(load_model(shipped_model(name)))
+    except NNVizError:
+        return (name, title, f"The shipped {what}")
+    if name == "mlp":
+        title = f"{title} {'-'.join(str(s) for s in sizes)}"
+    return (name, title, f"The shipped {what}: {sizes[0]:,} inputs, {sum(sizes):,} neurons")
+
+
 MODELS = [
-    ("cnn", "CNN (LeNet-like)", "The shipped convolutional network: 32x32 input, 9,134 neurons"),
-    ("mlp", "MLP 784-300-100-10", "The shipped multilayer perceptron: 1,194 neurons"),
+    _shipped("cnn", "CNN (LeNet-like)", "convolutional network"),
+    _shipped("mlp", "MLP", "multilayer perceptron"),
     ("FILE", "Model File", "A .npz model file in the nnviz format (see models/README.md)"),
 ]
 LAYOUTS = [
@@ -30,7 +45,7 @@ SHAPES = [
     ("tile", "Tile", "Flat square tiles facing the camera"),
 ]
 EDGES = [
-    ("all", "All", "Every connection (about 425k for the CNN)"),
+    ("all", "All", "Every connection of the network"),
     ("topk", "Strongest k", "The k strongest incoming connections of each node by |weight|"),
     ("contrib", "By Contribution", "Connections whose |weight x activation| exceeds a threshold"),
     ("none", "None", "Nodes only"),
