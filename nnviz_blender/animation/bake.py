@@ -96,9 +96,8 @@ def build_tree(network: str):
 
     def table_int(name: str, y: float):
         """The int attribute `name` of this node in the value table."""
-        return trees.sample(
-            tree, table_geo, trees.named(tree, name, "INT", -1700, y), index, "INT", -1450, y
-        )
+        field = trees.named(tree, name, "INT", -1700, y)
+        return trees.sample(tree, table_geo, field, index, "INT", -1450, y, clamp=True)
 
     # per node: its stage's eased mix factor e = smoothstep((t - stage * delay) / width)
     stage = table_int("nnviz_stage", 350)
@@ -117,28 +116,25 @@ def build_tree(network: str):
 
     def state(key, y: float):
         """(act, level, signed) fields of key state `key` (a single value socket)."""
-        act = trees.sample(
-            tree,
-            table_geo,
-            trees.named(tree, _key_name(tree, key, -1100, y), "FLOAT", -700, y),
-            index,
-            "FLOAT",
-            -500,
-            y,
-        )
+        field = trees.named(tree, _key_name(tree, key, -1100, y), "FLOAT", -700, y)
+        act = trees.sample(tree, table_geo, field, index, "FLOAT", -500, y, clamp=True)
         row = trees.math(tree, "MULTIPLY", key, gin.outputs["Groups"], -700, y - 150)
         lrow = trees.math(tree, "ADD", row, lgroup, -550, y - 150)
         srow = trees.math(tree, "ADD", row, sgroup, -550, y - 250)
         lconst = n(tree, "ShaderNodeSeparateXYZ", -200, y - 150)
         link(
             tree,
-            trees.sample(tree, const_geo, position, lrow, "FLOAT_VECTOR", -380, y - 150),
+            trees.sample(
+                tree, const_geo, position, lrow, "FLOAT_VECTOR", -380, y - 150, clamp=True
+            ),
             lconst.inputs[0],
         )
         sconst = n(tree, "ShaderNodeSeparateXYZ", -200, y - 300)
         link(
             tree,
-            trees.sample(tree, const_geo, position, srow, "FLOAT_VECTOR", -380, y - 300),
+            trees.sample(
+                tree, const_geo, position, srow, "FLOAT_VECTOR", -380, y - 300, clamp=True
+            ),
             sconst.inputs[0],
         )
         shifted = trees.math(tree, "SUBTRACT", act, lconst.outputs["X"], -50, y - 100)

@@ -100,9 +100,10 @@ def named(tree, name, data_type: str, x: float = 0.0, y: float = 0.0):
     return n.outputs["Attribute"]
 
 
-def sample(tree, geometry, field, index, data_type: str, x=0.0, y=0.0, domain: str = "POINT"):
-    """`field` of `geometry` at element `index` (Sample Index, clamped); returns the value."""
-    n = node(tree, "GeometryNodeSampleIndex", x, y, data_type=data_type, domain=domain, clamp=True)
+def sample(tree, geometry, field, index, data_type: str, x=0.0, y=0.0, domain="POINT", clamp=False):
+    """`field` of `geometry` at element `index` (Sample Index); returns the value. With `clamp`
+    an index past the end reads the last element (else the type's zero)."""
+    n = node(tree, "GeometryNodeSampleIndex", x, y, data_type=data_type, domain=domain, clamp=clamp)
     link(tree, geometry, n.inputs["Geometry"])
     link(tree, field, n.inputs["Value"])
     _feed(tree, n.inputs["Index"], index)
