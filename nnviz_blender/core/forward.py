@@ -1,7 +1,8 @@
 """The forward pass in plain NumPy, float32 throughout.
 
-Each layer is a small function of a batch `x` of shape (N, ...); `forward` runs them in order and
-keeps every layer's output, because the visualisation shows all of them.
+Each layer is a small function of a batch `x` of shape (N, ...); `forward` runs them in the
+file's order (every layer's inputs come before it) and keeps every layer's output, because the
+visualisation shows all of them: activation 0 is the input, activation i + 1 the output of layer i.
 """
 
 from __future__ import annotations
@@ -20,54 +21,87 @@ def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndar
     return y + bias if bias is not None else y
 
 
-def _taps(x: np.ndarray, k, s, p, fill: float) -> tuple[list[np.ndarray], tuple[int, int]]:
+def _taps(
+    x: np.ndarray, k, s, pads, fill: float, dilation=(1, 1)
+) -> tuple[list[np.ndarray], tuple[int, int]]:
     """The kh*kw shifted views of (N, C, H, W) that a window layer combines, (i, j) row-major.
 
-    Tap (i, j) holds, for every output position (y, x), the input at (y*sh - ph + i,
-    x*sw - pw + j); padding reads `fill`. Slicing keeps this a handful of fast NumPy views.
+    Tap (i, j) holds, for every output position (y, x), the input at (y*sh - top + i*dh,
+    x*sw - left + j*dw); padding reads `fill`. Slicing keeps this a handful of fast NumPy views.
     """
-    (kh, kw), (sh, sw), (ph, pw) = k, s, p
-    if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
-    ho = (x.shape[2] - kh) // sh + 1
-    wo = (x.shape[3] - kw) // sw + 1
+    (kh, kw), (sh, sw), (dh, dw) = k, s, dilation
+    top, left, bottom, right = pads
+    if top or left or bottom or right:
+        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=fill)
+    ho = (x.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    wo = (x.shape[3] - dw * (kw - 1) - 1) // sw + 1
     views = [
-        x[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+        x[:, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
         for i in range(kh)
         for j in range(kw)
     ]
     return views, (ho, wo)
 
 
+def _pads(padding) -> tuple[int, int, int, int]:
+    """[ph, pw] or [top, left, bottom, right] -> (top, left, bottom, right)."""
+    p = tuple(int(v) for v in padding)
+    return p if len(p) == 4 else (p[0], p[1], p[0], p[1])  # type: ignore[return-value]
+
+
 def conv2d(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride, padding
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    stride,
+    padding,
+    dilation=(1, 1),
+    groups: int = 1,
 ) -> np.ndarray:
-    """Cross-correlation as PyTorch's Conv2d: im2col from the taps, then one matmul."""
+    """Cross-correlation as PyTorch's Conv2d: im2col from the taps, then one (batched) matmul.
+
+    With groups, output channel o reads only the input channels of its group o // (O / groups).
+    """
     n, c = x.shape[:2]
-    o, _, kh, kw = weight.shape
-    views, (ho, wo) = _taps(x, (kh, kw), tuple(stride), tuple(padding), 0.0)
-    cols = np.stack(views, axis=2).reshape(n, c * kh * kw, ho * wo)  # (c, i, j) like the weight
-    y = np.matmul(weight.reshape(o, c * kh * kw), cols)
+    o, cg, kh, kw = weight.shape
+    views, (ho, wo) = _taps(x, (kh, kw), tuple(stride), _pads(padding), 0.0, tuple(dilation))
+    cols = np.stack(views, axis=2)  # (n, c, taps, ho, wo): (c, i, j) like the weight
+    if groups == 1:
+        y = np.matmul(weight.reshape(o, c * kh * kw), cols.reshape(n, c * kh * kw, ho * wo))
+    else:
+        cols = cols.reshape(n, groups, cg * kh * kw, ho * wo)
+        y = np.matmul(weight.reshape(groups, o // groups, cg * kh * kw), cols)
+        y = y.reshape(n, o, ho * wo)
     if bias is not None:
         y += bias[:, None]
     return y.reshape(n, o, ho, wo)
 
 
 def maxpool2d(x: np.ndarray, kernel_size, stride, padding) -> np.ndarray:
-    views, _ = _taps(x, tuple(kernel_size), tuple(stride), tuple(padding), -np.inf)
+    views, _ = _taps(x, tuple(kernel_size), tuple(stride), _pads(padding), -np.inf)
     out = views[0].copy()
     for v in views[1:]:
         np.maximum(out, v, out=out)
     return out
 
 
-def avgpool2d(x: np.ndarray, kernel_size, stride, padding) -> np.ndarray:
-    """Average over the window, zero padding included (PyTorch's count_include_pad=True)."""
-    views, _ = _taps(x, tuple(kernel_size), tuple(stride), tuple(padding), 0.0)
+def pool_counts(in_hw, kernel_size, stride, padding) -> np.ndarray:
+    """How many real (non-padding) inputs each output position of a window averages -> (H', W')."""
+    ones = np.ones((1, 1, *in_hw), dtype=np.float32)
+    views, _ = _taps(ones, tuple(kernel_size), tuple(stride), _pads(padding), 0.0)
+    return np.sum(views, axis=0)[0, 0]
+
+
+def avgpool2d(x: np.ndarray, kernel_size, stride, padding, count_include_pad=True) -> np.ndarray:
+    """Average over the window; padding counts as zeros (count_include_pad) or is left out."""
+    views, _ = _taps(x, tuple(kernel_size), tuple(stride), _pads(padding), 0.0)
     out = views[0].copy()
     for v in views[1:]:
         out += v
-    out *= np.float32(1.0 / len(views))
+    if count_include_pad:
+        out *= np.float32(1.0 / len(views))
+    else:
+        out /= pool_counts(x.shape[2:], kernel_size, stride, padding)
     return out
 
 
@@ -76,33 +110,72 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)  # tanh form: no overflow for large |x|
 
 
-_ELEMENTWISE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+def hardsigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    return np.clip(np.float32(alpha) * x + np.float32(beta), 0.0, 1.0)
+
+
+def _per_channel(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A per-channel vector (C,) shaped to broadcast over a batch (N, C, ...)."""
+    return a.reshape(a.shape[0], *([1] * (x.ndim - 2)))
+
+
+_PLAIN: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda x: np.maximum(x, 0.0),
     "tanh": np.tanh,
     "sigmoid": sigmoid,
     "softmax": softmax,
+    "log_softmax": log_softmax,
 }
 
 
-def apply_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """One layer on a batch (N, *layer.in_shape) -> (N, *layer.out_shape), float32."""
-    p = layer.params
-    if layer.type == "dense":
+def apply_layer(layer: Layer, *xs: np.ndarray) -> np.ndarray:
+    """One layer on batches of its inputs (N, *in_shape) -> (N, *layer.out_shape), float32."""
+    p, t, x = layer.params, layer.type, xs[0]
+    if t in _PLAIN:
+        y = _PLAIN[t](x)
+    elif t == "dense":
         y = dense(x, layer.w, layer.bias)
-    elif layer.type == "conv2d":
-        y = conv2d(x, layer.w, layer.bias, p["stride"], p["padding"])
-    elif layer.type == "maxpool2d":
-        y = maxpool2d(x, p["kernel_size"], p["stride"], p["padding"])
-    elif layer.type == "avgpool2d":
-        y = avgpool2d(x, p["kernel_size"], p["stride"], p["padding"])
-    elif layer.type == "flatten":
+    elif t == "conv2d":
+        y = conv2d(
+            x, layer.w, layer.bias, p["stride"], p["pads"], p["dilation"], p.get("groups", 1)
+        )
+    elif t == "maxpool2d":
+        y = maxpool2d(x, p["kernel_size"], p["stride"], p["pads"])
+    elif t == "avgpool2d":
+        y = avgpool2d(x, p["kernel_size"], p["stride"], p["pads"], p["count_include_pad"])
+    elif t == "flatten":
         y = x.reshape(len(x), -1)
+    elif t == "global_avgpool":
+        y = x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
+    elif t == "affine":
+        y = x * _per_channel(layer.w, x) + _per_channel(layer.bias, x)  # type: ignore[arg-type]
+    elif t == "mul":
+        y = x * np.float32(p["factor"])
+    elif t == "add":
+        y = xs[0] + xs[1]
+        for other in xs[2:]:
+            y += other
+    elif t == "concat":
+        y = np.concatenate(xs, axis=1)
+    elif t == "leaky_relu":
+        y = np.where(x >= 0, x, x * np.float32(p["alpha"]))
+    elif t == "clip":
+        y = np.clip(x, np.float32(p["min"]), np.float32(p["max"]))
+    elif t == "hardsigmoid":
+        y = hardsigmoid(x, p["alpha"], p["beta"])
+    elif t == "hardswish":
+        y = x * hardsigmoid(x, p["alpha"], p["beta"])
     else:
-        y = _ELEMENTWISE[layer.type](x)
+        raise ModelError(f"layer {layer.index}: no forward rule for {t!r}")
     return y.astype(np.float32, copy=False)
 
 
@@ -125,7 +198,8 @@ def forward(model: Model, x: np.ndarray) -> list[np.ndarray]:
     """Activations of every layer, the input first and the model's output last.
 
     `x` is one input (shape `model.input_shape`, or (H, W) for one channel) or a batch of them;
-    the result has a leading batch axis exactly when `x` is a batch.
+    the result has a leading batch axis exactly when `x` is a batch. acts[i + 1] is the output
+    of model.layers[i] whatever the graph's shape.
     """
     batch, single = _as_batch(model, x)
     parts = [_run(model, batch[i : i + CHUNK], keep=True) for i in range(0, len(batch), CHUNK)]
@@ -133,21 +207,50 @@ def forward(model: Model, x: np.ndarray) -> list[np.ndarray]:
     return [a[0] for a in acts] if single else acts
 
 
+def probabilities(model: Model, output: np.ndarray) -> np.ndarray:
+    """Class probabilities from the model's output, whatever it ends in.
+
+    Softmax of logits, exp of a log_softmax, a softmax output as it is (along the last axis).
+    """
+    output = np.asarray(output, dtype=np.float32)
+    kind = model.output_kind
+    if kind == "log_probabilities":
+        return np.exp(output)
+    if kind == "logits" and len(model.output_shape) == 1:
+        return softmax(output)
+    return output
+
+
 def predict(model: Model, x: np.ndarray) -> np.ndarray:
-    """The model's output only (class probabilities for our networks); lighter than forward."""
+    """Class probabilities for one input or a batch (see `probabilities`); lighter than forward."""
     batch, single = _as_batch(model, x)
     out = np.concatenate(
         [_run(model, batch[i : i + CHUNK], keep=False)[-1] for i in range(0, len(batch), CHUNK)]
     )
+    out = probabilities(model, out)
     return out[0] if single else out
 
 
-def _run(model: Model, batch: np.ndarray, keep: bool) -> list[np.ndarray]:
-    acts = [batch]
+def _last_uses(model: Model) -> list[int]:
+    """For each activation, the index of the last layer that reads it (-1 if none does)."""
+    last = [-1] * (len(model.layers) + 1)
     for layer in model.layers:
-        y = apply_layer(layer, acts[-1])
-        acts = [*acts, y] if keep else [y]
-    return acts
+        for j in layer.inputs:
+            last[j] = layer.index
+    return last
+
+
+def _run(model: Model, batch: np.ndarray, keep: bool) -> list[np.ndarray]:
+    """Every activation (keep) or the output alone, dropping each activation after its last use."""
+    acts: list[np.ndarray | None] = [batch]
+    last = None if keep else _last_uses(model)
+    for layer in model.layers:
+        acts.append(apply_layer(layer, *(acts[j] for j in layer.inputs)))  # type: ignore[misc]
+        if last is not None:
+            for j in layer.inputs:
+                if last[j] == layer.index:
+                    acts[j] = None
+    return acts if keep else [acts[-1]]  # type: ignore[return-value]
 
 
 def top_k(probs: np.ndarray, labels: list[str], k: int = 3) -> list[tuple[str, float]]:

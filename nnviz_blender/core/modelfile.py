@@ -17,13 +17,29 @@ import numpy as np
 from .errors import NNVizError
 
 FORMAT = "nnviz-model"
-VERSION = 1
+VERSION = 2
 MAX_PARAMETERS = 50_000_000
 MAX_ACTIVATIONS = 2_000_000
+MAX_LAYERS = 2_000
 
-ELEMENTWISE = ("relu", "tanh", "sigmoid")
+ELEMENTWISE = ("relu", "tanh", "sigmoid", "leaky_relu", "clip", "hardsigmoid", "hardswish")
+SOFTMAXES = ("softmax", "log_softmax")
 POOLS = ("maxpool2d", "avgpool2d")
-LAYER_TYPES = ("dense", "conv2d", *POOLS, "flatten", *ELEMENTWISE, "softmax")
+MERGES = ("add", "concat")
+LAYER_TYPES = (
+    "dense",
+    "conv2d",
+    *POOLS,
+    "global_avgpool",
+    "affine",
+    "mul",
+    *MERGES,
+    "flatten",
+    *ELEMENTWISE,
+    *SOFTMAXES,
+)
+OUTPUT_KINDS = ("logits", "probabilities", "log_probabilities")
+INPUT = "input"  # the name layers use for the model's input
 
 Shape = tuple[int, ...]
 
@@ -34,7 +50,11 @@ class ModelError(NNVizError, ValueError):
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer with its parameters resolved and its input/output shapes known."""
+    """One layer with its parameters resolved and its input/output shapes known.
+
+    `inputs` are indices into forward()'s activation list: 0 is the model input, i + 1 the output
+    of layer i (a sequential model's layer i reads activation i).
+    """
 
     index: int
     type: str
@@ -43,6 +63,8 @@ class Layer:
     out_shape: Shape
     weight: np.ndarray | None = None
     bias: np.ndarray | None = None
+    inputs: tuple[int, ...] = ()
+    in_shapes: tuple[Shape, ...] = ()
 
     @property
     def name(self) -> str:
@@ -75,6 +97,21 @@ class Model:
         return self.layers[-1].out_shape if self.layers else self.input_shape
 
     @property
+    def output_kind(self) -> str:
+        """What the last layer gives: "logits", "probabilities" or "log_probabilities"."""
+        return str(self.spec.get("output") or _default_output(self.layers))
+
+    @property
+    def channels(self) -> int:
+        """Colour channels of an image input (1 grey, 3 RGB); 1 for flat inputs."""
+        return self.input_shape[0] if len(self.input_shape) == 3 else 1
+
+    @property
+    def is_sequential(self) -> bool:
+        """True when every layer reads the previous one only (a version-1 style chain)."""
+        return all(layer.inputs == (layer.index,) for layer in self.layers)
+
+    @property
     def labels(self) -> list[str]:
         labels = self.spec.get("labels")
         n = int(np.prod(self.output_shape))
@@ -95,66 +132,125 @@ class Model:
         )
 
 
+def _default_output(layers: tuple[Layer, ...]) -> str:
+    last = layers[-1].type if layers else ""
+    return {"softmax": "probabilities", "log_softmax": "log_probabilities"}.get(last, "logits")
+
+
 # --- shape rules ------------------------------------------------------------------------------
 
 
-def _pair(layer: dict[str, Any], key: str, default: int | None, where: str) -> tuple[int, int]:
+def _ints(value: Any, n: int) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == n
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _pair(layer: dict[str, Any], key: str, default: Any, where: str) -> tuple[int, int]:
     value = layer.get(key, default)
     if value is None:
         raise ModelError(f"{where}: missing '{key}'")
-    if isinstance(value, bool):
-        raise ModelError(f"{where}: '{key}' must be an integer or a pair of integers")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         value = [value, value]
-    if (
-        not isinstance(value, (list, tuple))
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
+    if not _ints(value, 2):
         raise ModelError(f"{where}: '{key}' must be an integer or a pair of integers")
     return int(value[0]), int(value[1])
 
 
-def _positive_int(layer: dict[str, Any], key: str, where: str) -> int:
-    value = layer.get(key)
+def _pads(layer: dict[str, Any], where: str) -> tuple[int, int, int, int]:
+    """'padding' as (top, left, bottom, right): an integer, [h, w] or [top, left, bottom, right]."""
+    value = layer.get("padding", 0)
+    if _ints(value, 4):
+        pads = tuple(int(v) for v in value)
+    else:
+        try:
+            ph, pw = _pair(layer, "padding", 0, where)
+        except ModelError:
+            raise ModelError(
+                f"{where}: 'padding' must be an integer, [h, w] or [top, left, bottom, right]"
+            ) from None
+        pads = (ph, pw, ph, pw)
+    if min(pads) < 0:
+        raise ModelError(f"{where}: 'padding' must not be negative")
+    return pads  # type: ignore[return-value]
+
+
+def _positive_int(layer: dict[str, Any], key: str, where: str, default: Any = None) -> int:
+    value = layer.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ModelError(f"{where}: '{key}' must be a positive integer")
     return value
 
 
-def _window_out(size: int, k: int, s: int, p: int, where: str) -> int:
-    out = (size + 2 * p - k) // s + 1
-    if k <= 0 or s <= 0 or p < 0 or out <= 0:
+def _number(layer: dict[str, Any], key: str, default: float, where: str) -> float:
+    value = layer.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ModelError(f"{where}: '{key}' must be a finite number")
+    return float(value)
+
+
+def _window_out(size: int, k: int, s: int, p0: int, p1: int, d: int, where: str) -> int:
+    span = d * (k - 1) + 1
+    out = (size + p0 + p1 - span) // s + 1 if s > 0 else 0
+    if k <= 0 or s <= 0 or d <= 0 or out <= 0:
         raise ModelError(
-            f"{where}: window {k} / stride {s} / padding {p} does not fit an input of size {size}"
+            f"{where}: window {k} / stride {s} / padding {p0}+{p1} / dilation {d} "
+            f"does not fit an input of size {size}"
         )
     return out
 
 
-def _resolve(index: int, raw: Any, in_shape: Shape) -> tuple[dict[str, Any], Shape, dict]:
-    """Check one layer's parameters against its input shape.
+def _window(raw: dict[str, Any], in_shape: Shape, where: str, pool: bool) -> tuple[dict, Shape]:
+    """Normalised window parameters (kernel, stride, pads, dilation) and the output (H', W')."""
+    kh, kw = _pair(raw, "kernel_size", None, where)
+    sh, sw = _pair(raw, "stride", raw.get("kernel_size") if pool else 1, where)
+    dh, dw = _pair(raw, "dilation", 1, where)
+    top, left, bottom, right = _pads(raw, where)
+    if len(in_shape) != 3:
+        raise ModelError(f"{where}: needs a (C, H, W) input but gets shape {list(in_shape)}")
+    if pool and (dh, dw) != (1, 1):
+        raise ModelError(f"{where}: dilated pooling is not supported")
+    if pool and (2 * max(top, bottom) > kh or 2 * max(left, right) > kw):
+        raise ModelError(f"{where}: padding must be at most half the window")
+    h = _window_out(in_shape[1], kh, sh, top, bottom, dh, where)
+    w = _window_out(in_shape[2], kw, sw, left, right, dw, where)
+    params = dict(
+        kernel_size=[kh, kw],
+        stride=[sh, sw],
+        padding=[top, left] if (top, left) == (bottom, right) else [top, left, bottom, right],
+        pads=[top, left, bottom, right],
+        dilation=[dh, dw],
+    )
+    return params, (h, w)
+
+
+def _flat(in_shape: Shape, where: str) -> None:
+    if len(in_shape) != 1:
+        raise ModelError(
+            f"{where}: needs a flat input but gets shape {list(in_shape)} (add a flatten layer)"
+        )
+
+
+def _resolve(
+    where: str, raw: dict[str, Any], in_shapes: list[Shape]
+) -> tuple[dict[str, Any], Shape, dict[str, Shape]]:
+    """Check one layer's parameters against its input shapes.
 
     Returns the normalised parameters, the output shape and the expected array shapes.
     """
-    where = f"layer {index}"
-    if not isinstance(raw, dict):
-        raise ModelError(f"{where}: must be an object, not {type(raw).__name__}")
-    kind = raw.get("type")
-    if kind not in LAYER_TYPES:
-        raise ModelError(
-            f"{where}: unknown layer type {kind!r} (supported: {', '.join(LAYER_TYPES)})"
-        )
-    where = f"layer {index} ({kind})"
-    params: dict[str, Any] = {k: v for k, v in raw.items() if k != "type"}
+    kind = raw["type"]
+    params: dict[str, Any] = {k: v for k, v in raw.items() if k not in ("type", "inputs")}
     arrays: dict[str, Shape] = {}
+    in_shape = in_shapes[0]
+    if kind not in MERGES and len(in_shapes) != 1:
+        raise ModelError(f"{where}: takes one input, not {len(in_shapes)}")
 
     if kind == "dense":
         n_in = _positive_int(raw, "in_features", where)
         n_out = _positive_int(raw, "out_features", where)
-        if len(in_shape) != 1:
-            raise ModelError(
-                f"{where}: needs a flat input but gets shape {list(in_shape)} (add a flatten layer)"
-            )
+        _flat(in_shape, where)
         if in_shape[0] != n_in:
             raise ModelError(
                 f"{where}: expects {n_in} inputs but the previous layer gives {in_shape[0]}"
@@ -167,39 +263,78 @@ def _resolve(index: int, raw: Any, in_shape: Shape) -> tuple[dict[str, Any], Sha
     if kind == "conv2d":
         c_in = _positive_int(raw, "in_channels", where)
         c_out = _positive_int(raw, "out_channels", where)
-        kh, kw = _pair(raw, "kernel_size", None, where)
-        sh, sw = _pair(raw, "stride", 1, where)
-        ph, pw = _pair(raw, "padding", 0, where)
-        if len(in_shape) != 3:
-            raise ModelError(f"{where}: needs a (C, H, W) input but gets shape {list(in_shape)}")
+        groups = _positive_int(raw, "groups", where, 1)
+        window, (h, w) = _window(raw, in_shape, where, pool=False)
         if in_shape[0] != c_in:
             raise ModelError(f"{where}: expects {c_in} input channels but gets {in_shape[0]}")
-        h = _window_out(in_shape[1], kh, sh, ph, where)
-        w = _window_out(in_shape[2], kw, sw, pw, where)
-        params.update(kernel_size=[kh, kw], stride=[sh, sw], padding=[ph, pw])
-        arrays["weight"] = (c_out, c_in, kh, kw)
+        if c_in % groups or c_out % groups:
+            raise ModelError(
+                f"{where}: {groups} groups must divide {c_in} input and {c_out} output channels"
+            )
+        params.update(window, groups=groups)
+        kh, kw = window["kernel_size"]
+        arrays["weight"] = (c_out, c_in // groups, kh, kw)
         if raw.get("bias", True):
             arrays["bias"] = (c_out,)
         return params, (c_out, h, w), arrays
 
     if kind in POOLS:
-        kh, kw = _pair(raw, "kernel_size", None, where)
-        sh, sw = _pair(raw, "stride", raw.get("kernel_size"), where)
-        ph, pw = _pair(raw, "padding", 0, where)
+        window, (h, w) = _window(raw, in_shape, where, pool=True)
+        params.update(window)
+        if kind == "avgpool2d":
+            include = raw.get("count_include_pad", True)
+            if not isinstance(include, bool):
+                raise ModelError(f"{where}: 'count_include_pad' must be true or false")
+            params["count_include_pad"] = include
+        return params, (in_shape[0], h, w), arrays
+
+    if kind == "global_avgpool":
         if len(in_shape) != 3:
             raise ModelError(f"{where}: needs a (C, H, W) input but gets shape {list(in_shape)}")
-        if 2 * ph > kh or 2 * pw > kw:
-            raise ModelError(f"{where}: padding must be at most half the window")
-        h = _window_out(in_shape[1], kh, sh, ph, where)
-        w = _window_out(in_shape[2], kw, sw, pw, where)
-        params.update(kernel_size=[kh, kw], stride=[sh, sw], padding=[ph, pw])
-        return params, (in_shape[0], h, w), arrays
+        return params, (in_shape[0], 1, 1), arrays
+
+    if kind == "affine":  # y = x * weight[c] + bias[c], per channel (an unfolded batch norm)
+        arrays["weight"] = arrays["bias"] = (in_shape[0],)
+        return params, in_shape, arrays
+
+    if kind == "mul":
+        params["factor"] = _number(raw, "factor", float("nan"), where)
+        return params, in_shape, arrays
+
+    if kind == "add":
+        if len(in_shapes) < 2 or any(s != in_shape for s in in_shapes):
+            raise ModelError(
+                f"{where}: needs two or more inputs of one shape, gets "
+                + ", ".join(str(list(s)) for s in in_shapes)
+            )
+        return params, in_shape, arrays
+
+    if kind == "concat":  # along channels (or features, for flat inputs)
+        if len(in_shapes) < 2 or any(
+            s[1:] != in_shape[1:] or len(s) != len(in_shape) for s in in_shapes
+        ):
+            raise ModelError(
+                f"{where}: needs two or more inputs that differ only in channels, gets "
+                + ", ".join(str(list(s)) for s in in_shapes)
+            )
+        return params, (sum(s[0] for s in in_shapes), *in_shape[1:]), arrays
 
     if kind == "flatten":
         return params, (int(np.prod(in_shape)),), arrays
 
-    if kind == "softmax" and len(in_shape) != 1:
-        raise ModelError(f"{where}: needs a flat input but gets shape {list(in_shape)}")
+    if kind == "leaky_relu":
+        params["alpha"] = _number(raw, "alpha", 0.01, where)
+    elif kind == "clip":
+        lo, hi = _number(raw, "min", 0.0, where), _number(raw, "max", 6.0, where)
+        if lo > hi:
+            raise ModelError(f"{where}: 'min' {lo} is larger than 'max' {hi}")
+        params.update(min=lo, max=hi)
+    elif kind in ("hardsigmoid", "hardswish"):
+        params.update(
+            alpha=_number(raw, "alpha", 1 / 6, where), beta=_number(raw, "beta", 0.5, where)
+        )
+    elif kind in SOFTMAXES:
+        _flat(in_shape, where)
     return params, in_shape, arrays  # elementwise and softmax keep the shape
 
 
@@ -215,78 +350,183 @@ def _check_shape_list(value: Any) -> Shape:
         raise ModelError(
             "spec: 'input_shape' must be a list of 1 to 3 positive integers, e.g. [1, 28, 28]"
         )
+    if int(np.prod(value)) > MAX_ACTIVATIONS:
+        raise ModelError(f"network too large: an input of {int(np.prod(value)):,} values")
     return tuple(value)
+
+
+def _check_preprocess(spec: dict[str, Any], shape: Shape) -> None:
+    pre = spec.get("preprocess")
+    if pre is None:
+        return
+    if not isinstance(pre, dict):
+        raise ModelError("spec: 'preprocess' must be an object")
+    channels = shape[0] if len(shape) == 3 else 1
+    if pre.get("kind") == "image" and channels not in (1, 3):
+        raise ModelError(f"spec: an image input has 1 or 3 channels, not {channels}")
+    for key in ("mean", "std"):
+        value = pre.get(key)
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        if len(values) not in (1, channels) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+            for v in values
+        ):
+            raise ModelError(f"spec: preprocess '{key}' must be one number or one per channel")
+        if key == "std" and min(values) <= 0:
+            raise ModelError("spec: preprocess 'std' must be positive")
+
+
+def _layer_inputs(
+    i: int, raw: dict[str, Any], version: int, names: dict[str, int], where: str
+) -> tuple[int, ...]:
+    """The activation indices a layer reads (the previous layer unless it names its inputs)."""
+    if "inputs" not in raw:
+        return (i,)
+    if version < 2:
+        raise ModelError(f"{where}: 'inputs' needs format version 2")
+    value = raw["inputs"]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ModelError(f"{where}: 'inputs' must be a non-empty list of layer names")
+    missing = [v for v in value if v not in names]
+    if missing:
+        raise ModelError(
+            f"{where}: input {missing[0]!r} is not the model input or an earlier layer"
+        )
+    return tuple(names[v] for v in value)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One layer checked against its input shapes, before its arrays are looked at."""
+
+    index: int
+    kind: str
+    params: dict[str, Any]
+    inputs: tuple[int, ...]
+    in_shapes: tuple[Shape, ...]
+    out_shape: Shape
+    expected: dict[str, Shape]
+    where: str
+
+
+def _plan(spec: Any) -> list[_Plan]:
+    """Check everything in a spec that does not need the arrays; limits come first.
+
+    Layers come in an order where every layer's inputs come before it (so a cycle cannot be
+    written); size limits are checked from the shapes before any array is converted.
+    """
+    if not isinstance(spec, dict):
+        raise ModelError("spec: must be a JSON object")
+    if spec.get("format", FORMAT) != FORMAT:
+        raise ModelError(f"spec: 'format' is {spec.get('format')!r}, expected {FORMAT!r}")
+    version = spec.get("version", VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelError(f"spec: 'version' must be a positive integer, not {version!r}")
+    if version > VERSION:
+        raise ModelError(
+            f"spec: format version {version} is newer than this add-on understands ({VERSION})"
+        )
+    shape = _check_shape_list(spec.get("input_shape"))
+    raw_layers = spec.get("layers")
+    if not isinstance(raw_layers, list) or not raw_layers:
+        raise ModelError("spec: 'layers' must be a non-empty list")
+    if len(raw_layers) > MAX_LAYERS:
+        raise ModelError(f"network too large: {len(raw_layers):,} layers (limit {MAX_LAYERS:,})")
+    labels = spec.get("labels")
+    if labels is not None and not isinstance(labels, list):
+        raise ModelError("spec: 'labels' must be a list of strings")
+    output = spec.get("output")
+    if output is not None and output not in OUTPUT_KINDS:
+        raise ModelError(f"spec: 'output' must be one of {', '.join(OUTPUT_KINDS)}")
+    _check_preprocess(spec, shape)
+
+    shapes: list[Shape] = [shape]  # of every activation: the input, then each layer's output
+    names = {INPUT: 0}
+    plans: list[_Plan] = []
+    total_params = 0
+    total_acts = int(np.prod(shape))
+    for i, raw in enumerate(raw_layers):
+        where = f"layer {i}"
+        if not isinstance(raw, dict):
+            raise ModelError(f"{where}: must be an object, not {type(raw).__name__}")
+        kind = raw.get("type")
+        if kind not in LAYER_TYPES:
+            raise ModelError(
+                f"{where}: unknown layer type {kind!r} (supported: {', '.join(LAYER_TYPES)})"
+            )
+        name = raw.get("name")
+        where = f"layer {i} ({kind})" if name is None else f"layer {i} {name!r} ({kind})"
+        if name is not None and (not isinstance(name, str) or not name or name in names):
+            raise ModelError(f"{where}: 'name' must be a unique non-empty string, not 'input'")
+        inputs = _layer_inputs(i, raw, version, names, where)
+        in_shapes = [shapes[j] for j in inputs]
+        params, out_shape, expected = _resolve(where, raw, in_shapes)
+        total_params += sum(int(np.prod(s)) for s in expected.values())
+        total_acts += int(np.prod(out_shape))
+        if total_params > MAX_PARAMETERS:
+            raise ModelError(f"network too large: over {MAX_PARAMETERS:,} parameters at {where}")
+        if total_acts > MAX_ACTIVATIONS:
+            raise ModelError(f"network too large: over {MAX_ACTIVATIONS:,} neurons at {where}")
+        names[name if name is not None else f"{kind}{i}"] = i + 1
+        shapes.append(out_shape)
+        plans.append(_Plan(i, kind, params, inputs, tuple(in_shapes), out_shape, expected, where))
+
+    n_out = int(np.prod(shapes[-1]))
+    if labels is not None and len(labels) != n_out:
+        raise ModelError(f"spec: {len(labels)} labels for {n_out} outputs")
+    if output in ("probabilities", "log_probabilities") and len(shapes[-1]) != 1:
+        raise ModelError(f"spec: output {output!r} needs a flat output, not {list(shapes[-1])}")
+    return plans
 
 
 def array_shapes(spec: dict) -> dict[str, Shape]:
     """The arrays a valid spec needs, by name, with their shapes, in layer order."""
-    shape = _check_shape_list(spec.get("input_shape"))
-    out: dict[str, Shape] = {}
-    for i, raw in enumerate(spec.get("layers") or []):
-        _, shape, expected = _resolve(i, raw, shape)
-        out.update({f"layers.{i}.{key}": want for key, want in expected.items()})
-    return out
+    return {
+        f"layers.{p.index}.{key}": want for p in _plan(spec) for key, want in p.expected.items()
+    }
 
 
 def build_model(
     spec: Any, arrays: dict[str, np.ndarray], path: str | None = None, *, strict: bool = True
 ) -> Model:
     """Validate a spec and its arrays and return a Model (arrays become float32, C-contiguous)."""
-    if not isinstance(spec, dict):
-        raise ModelError("spec: must be a JSON object")
-    if spec.get("format", FORMAT) != FORMAT:
-        raise ModelError(f"spec: 'format' is {spec.get('format')!r}, expected {FORMAT!r}")
-    version = spec.get("version", VERSION)
-    if not isinstance(version, int) or version > VERSION:
-        raise ModelError(
-            f"spec: format version {version!r} is newer than this add-on understands ({VERSION})"
-        )
-    shape = _check_shape_list(spec.get("input_shape"))
-    raw_layers = spec.get("layers")
-    if not isinstance(raw_layers, list) or not raw_layers:
-        raise ModelError("spec: 'layers' must be a non-empty list")
-    labels = spec.get("labels")
-    if labels is not None and not isinstance(labels, list):
-        raise ModelError("spec: 'labels' must be a list of strings")
-
+    plans = _plan(spec)
     layers: list[Layer] = []
     used: set[str] = set()
-    total_params = 0
-    total_acts = int(np.prod(shape))
-    for i, raw in enumerate(raw_layers):
-        params, out_shape, expected = _resolve(i, raw, shape)
+    for p in plans:
         loaded: dict[str, np.ndarray] = {}
-        for key, want in expected.items():
-            name = f"layers.{i}.{key}"
-            if name not in arrays:
-                raise ModelError(f"layer {i} ({raw['type']}): missing array '{name}'")
-            arr = arrays[name]
+        for key, want in p.expected.items():
+            array_name = f"layers.{p.index}.{key}"
+            if array_name not in arrays:
+                raise ModelError(f"{p.where}: missing array '{array_name}'")
+            arr = arrays[array_name]
             if arr.dtype.kind not in "fiu":
-                raise ModelError(f"array '{name}': must be numeric, not {arr.dtype}")
+                raise ModelError(f"array '{array_name}': must be numeric, not {arr.dtype}")
             if tuple(arr.shape) != want:
-                raise ModelError(f"array '{name}': shape {list(arr.shape)}, expected {list(want)}")
+                raise ModelError(
+                    f"array '{array_name}': shape {list(arr.shape)}, expected {list(want)}"
+                )
             arr = np.ascontiguousarray(arr, dtype=np.float32)
             if not np.isfinite(arr).all():
-                raise ModelError(f"array '{name}': contains NaN or Inf")
+                raise ModelError(f"array '{array_name}': contains NaN or Inf")
             loaded[key] = arr
-            used.add(name)
-            total_params += arr.size
-        total_acts += int(np.prod(out_shape))
+            used.add(array_name)
         layers.append(
             Layer(
-                i, raw["type"], params, shape, out_shape, loaded.get("weight"), loaded.get("bias")
+                p.index,
+                p.kind,
+                p.params,
+                p.in_shapes[0],
+                p.out_shape,
+                loaded.get("weight"),
+                loaded.get("bias"),
+                p.inputs,
+                p.in_shapes,
             )
         )
-        shape = out_shape
 
-    if total_params > MAX_PARAMETERS:
-        raise ModelError(
-            f"network too large: {total_params:,} parameters (limit {MAX_PARAMETERS:,})"
-        )
-    if total_acts > MAX_ACTIVATIONS:
-        raise ModelError(f"network too large: {total_acts:,} neurons (limit {MAX_ACTIVATIONS:,})")
-    if labels is not None and len(labels) != int(np.prod(shape)):
-        raise ModelError(f"spec: {len(labels)} labels for {int(np.prod(shape))} outputs")
     extra = sorted(set(arrays) - used)
     if strict and extra:
         raise ModelError(f"unexpected arrays in file: {', '.join(extra[:5])}")
@@ -297,8 +537,15 @@ def build_model(
 
 
 def load_model(path: str | os.PathLike[str]) -> Model:
-    """Load and validate a model file; raises ModelError with a clear message on any problem."""
+    """Load and validate a model file (.npz, or .onnx through core.onnx_import).
+
+    Raises ModelError with a clear one-line message on any problem.
+    """
     path = os.fspath(path)
+    if path.lower().endswith(".onnx"):
+        from .onnx_import import load_onnx
+
+        return load_onnx(path)
     if not os.path.isfile(path):
         raise ModelError(f"model file not found: {path}")
     if not zipfile.is_zipfile(path):
