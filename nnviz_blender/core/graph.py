@@ -1,15 +1,21 @@
 """The node-link graph of a model: one node per neuron, one edge per connection.
 
 A *stage* is one row or sheet of nodes, the activation the viewer sees: the input, and every
-dense / conv / pool layer shown *after* the elementwise layers (relu, tanh, sigmoid, softmax) that
-directly follow it (so "conv1" shows tanh(conv)); the input likewise absorbs elementwise layers
-right after it, so a stage always shows exactly what the next layer reads. Flatten makes no stage
-and is skipped: the next dense layer reads the previous stage's nodes in flattened (C, H, W)
-order, which is exactly how the nodes are numbered.
+layer that computes something new (dense, conv, pool, global pool, affine/mul, add, concat),
+shown *after* the elementwise layers (relu, tanh, softmax, ...) that directly follow it when
+nothing else reads its raw output (so "conv1" shows tanh(conv)); the input likewise absorbs
+elementwise layers right after it, so a stage always shows exactly what the next layers read.
+An elementwise layer whose input something else also reads gets a stage of its own ("act", one
+edge of weight 1 from each source node). Flatten makes no stage: the next dense layer reads the
+previous stage's nodes in flattened (C, H, W) order, which is exactly how the nodes are numbered.
+In a graph model a stage may read several stages (`sources`): add and concat do.
 
 Edges are built vectorised, sorted by destination node, and carry the real weight: the kernel tap
-for conv, 1 for max pooling, 1/(kh*kw) for average pooling. Summing weight * source value over a
-node's incoming edges (plus bias) therefore reproduces the forward pass, as the tests check.
+for conv (only within its group for grouped/depthwise conv; a folded batch norm is already in the
+weights), 1 for max pooling, 1/(window count) for average pooling, 1/(H*W) for global pooling, the
+per-channel scale for affine, 1 for add (one edge from each operand) and concat (channels mapped
+through). Summing weight * source value over a node's incoming edges (plus bias) therefore
+reproduces the forward pass, as the tests check.
 """
 
 from __future__ import annotations
@@ -18,11 +24,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .modelfile import ELEMENTWISE, POOLS, Layer, Model, ModelError
+from .modelfile import ELEMENTWISE, POOLS, SOFTMAXES, Layer, Model, ModelError
 
 MAX_EDGES = 20_000_000
-STAGE_KINDS = ("input", "conv", "pool", "dense", "output")
-_ELEMENTWISE_ALL = (*ELEMENTWISE, "softmax")  # layers whose output the current stage shows
+STAGE_KINDS = ("input", "conv", "pool", "dense", "affine", "add", "concat", "act", "output")
+_ELEMENTWISE_ALL = (*ELEMENTWISE, *SOFTMAXES)  # layers whose output the current stage shows
+_KINDS = {
+    "dense": "dense",
+    "conv2d": "conv",
+    "maxpool2d": "pool",
+    "avgpool2d": "pool",
+    "global_avgpool": "pool",
+    "affine": "affine",
+    "mul": "affine",
+    "add": "add",
+    "concat": "concat",
+}
 
 
 class GraphError(ModelError):
@@ -33,17 +50,18 @@ class GraphError(ModelError):
 class Stage:
     """One row or sheet of nodes: one activation shown."""
 
-    name: str  # "input", "conv1", "pool1", "dense1", ..., "output"
-    kind: str  # "input" | "conv" | "pool" | "dense" | "output"
+    name: str  # "input", "conv1", "pool1", "dense1", "add1", ..., "output"
+    kind: str  # one of STAGE_KINDS
     act_index: int  # index into forward()'s activation list whose values the nodes show
     shape: tuple[int, ...]  # (C, H, W) or (n,)
     start: int  # global index of the first node
     size: int  # node count = prod(shape); nodes are the activation flattened row-major
-    layer: int = -1  # index of the dense/conv/pool layer that makes it (-1 for the input)
-    op: str = ""  # that layer's type: "dense", "conv2d", "maxpool2d", "avgpool2d" ("" for input)
+    layer: int = -1  # index of the layer that makes it (-1 for the input)
+    op: str = ""  # that layer's type: "dense", "conv2d", "maxpool2d", "add", ... ("" for input)
     activations: tuple[str, ...] = ()  # elementwise layers applied after it, e.g. ("tanh",)
     edge_start: int = 0  # first of the edges ending in this stage (edges are sorted by dst)
     edge_count: int = 0  # number of edges ending in this stage
+    sources: tuple[int, ...] = ()  # indices of the stages its edges come from, in input order
 
     @property
     def stop(self) -> int:
@@ -96,37 +114,64 @@ def _as_stage_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (1, *shape) if len(shape) == 2 else tuple(shape)
 
 
-def _kind(op: str) -> str:
-    return {"dense": "dense", "conv2d": "conv"}.get(op, "pool" if op in POOLS else "")
+def _readers(model: Model) -> list[int]:
+    """How many layers read each activation (the model's output counts as read once more)."""
+    count = [0] * (len(model.layers) + 1)
+    for layer in model.layers:
+        for j in layer.inputs:
+            count[j] += 1
+    count[-1] += 1
+    return count
 
 
 def _plan_stages(model: Model) -> list[dict]:
-    """The stages as plain dicts (before node and edge offsets are known)."""
+    """The stages as plain dicts (before node and edge offsets are known).
+
+    Each plan keeps `alias`: the activations that hold its current values (the one shown and
+    flattened views of it), which is how later layers find the stage they read.
+    """
     stages: list[dict] = [
-        dict(name="input", kind="input", act_index=0, layer=-1, op="", activations=[])
+        dict(name="input", kind="input", act_index=0, layer=-1, op="", activations=[], sources=[])
     ]
     stages[0]["shape"] = _as_stage_shape(model.input_shape)
-    counts = {"conv": 0, "pool": 0, "dense": 0}
+    stages[0]["alias"] = {0}
+    shown = {0: 0}  # activation -> stage showing its values
+    readers = _readers(model)
+    counts = dict.fromkeys(STAGE_KINDS, 0)
     for layer in model.layers:
-        if layer.type == "flatten":
-            continue  # same values in the same order: the stage keeps its (C, H, W) activation
-        if layer.type in _ELEMENTWISE_ALL:
-            stages[-1]["act_index"] = layer.index + 1
-            stages[-1]["activations"].append(layer.type)
+        out = layer.index + 1
+        source = shown.get(layer.inputs[0])
+        if layer.type == "flatten" and source is not None:
+            stages[source]["alias"].add(out)  # same values in the same order
+            shown[out] = source
             continue
-        kind = _kind(layer.type)
+        if layer.type in _ELEMENTWISE_ALL and source is not None:
+            plan = stages[source]
+            alias = plan["alias"]
+            flattens = sum(1 for j in alias if j != plan["act_index"])
+            if sum(readers[j] for j in alias) - flattens == 1:  # nothing else reads the raw values
+                for j in alias:
+                    shown.pop(j, None)
+                plan.update(act_index=out, alias={out})
+                plan["activations"].append(layer.type)
+                shown[out] = source
+                continue
+        kind = _KINDS.get(layer.type, "act")
         counts[kind] += 1
         stages.append(
             dict(
                 name=f"{kind}{counts[kind]}",
                 kind=kind,
-                act_index=layer.index + 1,
+                act_index=out,
                 layer=layer.index,
                 op=layer.type,
-                activations=[],
+                activations=[] if kind != "act" else [layer.type],
                 shape=_as_stage_shape(layer.out_shape),
+                sources=[shown[j] for j in layer.inputs],
+                alias={out},
             )
         )
+        shown[out] = len(stages) - 1
     if len(stages) > 1:
         stages[-1].update(name="output", kind="output")
     return stages
@@ -135,46 +180,63 @@ def _plan_stages(model: Model) -> list[dict]:
 # --- edges of one stage -----------------------------------------------------------------------
 
 
-def _window_taps(n_out: int, k: int, s: int, p: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
-    """Input coordinate y*s - p + i of tap i for each output y -> (n_out, k), and its validity."""
-    coord = np.arange(n_out)[:, None] * s - p + np.arange(k)[None, :]
+def _window_taps(
+    n_out: int, k: int, s: int, p: int, n_in: int, d: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input coordinate y*s - p + i*d of tap i for each output y -> (n_out, k), and validity."""
+    coord = np.arange(n_out)[:, None] * s - p + np.arange(k)[None, :] * d
     return coord, (coord >= 0) & (coord < n_in)
 
 
-def _window_edge_count(layer: Layer, c_factor: int) -> int:
-    """Edges of a conv (c_factor = C_in * C_out) or pool (c_factor = C) layer, padding dropped."""
+def _window(layer: Layer) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple]:
+    p = layer.params
+    top, left = p["pads"][:2]
+    dil = tuple(p.get("dilation", (1, 1)))
+    return tuple(p["kernel_size"]), tuple(p["stride"]), (top, left), dil  # type: ignore[return-value]
+
+
+def _valid_taps(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     (_, h, w), (_, ho, wo) = layer.in_shape, layer.out_shape
-    (kh, kw), (sh, sw), (ph, pw) = (layer.params[k] for k in ("kernel_size", "stride", "padding"))
-    rows = int(_window_taps(ho, kh, sh, ph, h)[1].sum())
-    cols = int(_window_taps(wo, kw, sw, pw, w)[1].sum())
-    return c_factor * rows * cols
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(layer)
+    rows, row_ok = _window_taps(ho, kh, sh, ph, h, dh)  # (Ho, kh)
+    cols, col_ok = _window_taps(wo, kw, sw, pw, w, dw)  # (Wo, kw)
+    return rows, row_ok, cols, col_ok
 
 
 def _edge_count(layer: Layer) -> int:
-    if layer.type == "dense":
+    t = layer.type
+    if t == "dense":
         return int(layer.w.size)
-    if layer.type == "conv2d":
-        return _window_edge_count(layer, layer.in_shape[0] * layer.out_shape[0])
-    return _window_edge_count(layer, layer.in_shape[0])
+    if t in ("conv2d", *POOLS):
+        _, row_ok, _, col_ok = _valid_taps(layer)
+        c_factor = layer.out_shape[0] * (layer.w.shape[1] if t == "conv2d" else 1)
+        return c_factor * int(row_ok.sum()) * int(col_ok.sum())
+    if t == "global_avgpool":
+        return int(np.prod(layer.in_shape))
+    if t == "add":
+        return len(layer.inputs) * int(np.prod(layer.out_shape))
+    return int(np.prod(layer.out_shape))  # one edge per node: affine, mul, concat, elementwise
 
 
-def _window_edges(layer: Layer, conv: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _window_edges(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local (src, dst, weight) of a conv or pool layer, grouped by destination node.
 
-    Output node (o, y, x) reads input nodes (c, y*s - p + i, x*s - p + j): every input channel c
-    for conv, only its own channel (c = o) for pooling. Taps in the padding are dropped.
+    Output node (o, y, x) reads input nodes (c, y*s - p + i*d, x*s - p + j*d): the input
+    channels of its group for conv (every channel without groups), only its own channel (c = o)
+    for pooling. Taps in the padding are dropped.
     """
     c_in, h, w = layer.in_shape
     c_out, ho, wo = layer.out_shape
-    (kh, kw), (sh, sw), (ph, pw) = (layer.params[k] for k in ("kernel_size", "stride", "padding"))
-    rows, row_ok = _window_taps(ho, kh, sh, ph, h)  # (Ho, kh)
-    cols, col_ok = _window_taps(wo, kw, sw, pw, w)  # (Wo, kw)
+    (kh, kw) = layer.params["kernel_size"]
+    rows, row_ok, cols, col_ok = _valid_taps(layer)
+    conv = layer.type == "conv2d"
     # axes (o, y, x, c, i, j); pooling has a single c per o (its own channel)
+    cg = layer.w.shape[1] if conv else 1
+    shape = (c_out, ho, wo, cg, kh, kw)
     if conv:
-        shape = (c_out, ho, wo, c_in, kh, kw)
-        ch = np.arange(c_in).reshape(1, 1, 1, c_in, 1, 1)
+        first = (np.arange(c_out) // (c_out // layer.params.get("groups", 1))) * cg
+        ch = first.reshape(c_out, 1, 1, 1, 1, 1) + np.arange(cg).reshape(1, 1, 1, cg, 1, 1)
     else:
-        shape = (c_out, ho, wo, 1, kh, kw)
         ch = np.arange(c_out).reshape(c_out, 1, 1, 1, 1, 1)
     r = rows[None, :, None, None, :, None]
     q = cols[None, None, :, None, None, :]
@@ -185,9 +247,13 @@ def _window_edges(layer: Layer, conv: bool) -> tuple[np.ndarray, np.ndarray, np.
     dst = np.broadcast_to(np.arange(c_out * ho * wo).reshape(c_out, ho, wo, 1, 1, 1), shape)
     if conv:
         weight = np.broadcast_to(layer.w[:, None, None, :, :, :], shape)
+    elif layer.type == "maxpool2d":
+        weight = np.ones(shape, dtype=np.float32)
     else:
-        tap = 1.0 if layer.type == "maxpool2d" else 1.0 / (kh * kw)
-        weight = np.full(shape, tap, dtype=np.float32)
+        count = ok.sum(axis=(3, 4, 5), keepdims=True)
+        if layer.params.get("count_include_pad", True):
+            count = np.full_like(count, kh * kw)
+        weight = np.broadcast_to((1.0 / count).astype(np.float32), shape)
     src = np.broadcast_to(src, shape)
     return src[ok], dst[ok], weight[ok]
 
@@ -200,10 +266,47 @@ def _dense_edges(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return src, dst, layer.w.ravel()
 
 
-def _layer_edges(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if layer.type == "dense":
-        return _dense_edges(layer)
-    return _window_edges(layer, conv=layer.type == "conv2d")
+def _channel_weights(layer: Layer, values: np.ndarray) -> np.ndarray:
+    """A per-channel vector spread over every node of the layer's output (C, H, W) or (n,)."""
+    per = int(np.prod(layer.out_shape[1:])) if len(layer.out_shape) == 3 else 1
+    return np.repeat(np.asarray(values, np.float32), per)
+
+
+def _layer_edges(layer: Layer, sources: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Global-source, local-destination (src, dst, weight) of one stage's layer.
+
+    `sources` are the first node of each input's stage, in the layer's input order.
+    """
+    t = layer.type
+    n = int(np.prod(layer.out_shape))
+    if t == "dense":
+        s, d, w = _dense_edges(layer)
+        return s + sources[0], d, w
+    if t in ("conv2d", *POOLS):
+        s, d, w = _window_edges(layer)
+        return s + sources[0], d, w
+    if t == "global_avgpool":
+        c, h, wd = layer.in_shape
+        s = np.arange(c * h * wd)
+        return s + sources[0], s // (h * wd), np.full(s.size, 1.0 / (h * wd), np.float32)
+    if t == "add":  # one edge from each operand, grouped by destination
+        s = np.arange(n)[:, None] + np.asarray(sources)[None, :]
+        return s.ravel(), np.repeat(np.arange(n), len(sources)), np.ones(s.size, np.float32)
+    if t == "concat":  # channels mapped through, in input order
+        parts = [
+            np.arange(int(np.prod(shape))) + start
+            for shape, start in zip(layer.in_shapes, sources, strict=True)
+        ]
+        return np.concatenate(parts), np.arange(n), np.ones(n, np.float32)
+    if t == "affine":
+        return np.arange(n) + sources[0], np.arange(n), _channel_weights(layer, layer.w)
+    if t == "mul":
+        return (
+            np.arange(n) + sources[0],
+            np.arange(n),
+            np.full(n, layer.params["factor"], np.float32),
+        )
+    return np.arange(n) + sources[0], np.arange(n), np.ones(n, np.float32)  # elementwise
 
 
 # --- the graph --------------------------------------------------------------------------------
@@ -221,7 +324,7 @@ def stage_sizes(model: Model) -> list[int]:
 
 
 def build_graph(model: Model, max_edges: int = MAX_EDGES) -> Graph:
-    """Every node and every connection of a sequential model.
+    """Every node and every connection of a model.
 
     Raises GraphError before allocating anything when the model has more than `max_edges`
     connections (weight sharing makes conv layers on large images explode).
@@ -251,6 +354,7 @@ def build_graph(model: Model, max_edges: int = MAX_EDGES) -> Graph:
                 activations=tuple(p["activations"]),
                 edge_start=edge_start,
                 edge_count=n_edges,
+                sources=tuple(p["sources"]),
             )
         )
         node_start += size
@@ -259,10 +363,11 @@ def build_graph(model: Model, max_edges: int = MAX_EDGES) -> Graph:
     src = np.empty(edge_start, dtype=np.int32)
     dst = np.empty(edge_start, dtype=np.int32)
     weight = np.empty(edge_start, dtype=np.float32)
-    for prev, stage in zip(stages, stages[1:], strict=False):
-        s, d, w = _layer_edges(layers[stage.layer])
+    for stage in stages[1:]:
+        starts = [stages[k].start for k in stage.sources]
+        s, d, w = _layer_edges(layers[stage.layer], starts)
         cut = stage.edge_slice
-        src[cut], dst[cut], weight[cut] = s + prev.start, d + stage.start, w
+        src[cut], dst[cut], weight[cut] = s, d + stage.start, w
 
     return Graph(
         stages=tuple(stages),
@@ -465,22 +570,23 @@ def trace(
 
 
 def node_bias(graph: Graph, model: Model, node: int) -> float:
-    """The bias added to the node's weighted sum (0 for pooling, input nodes, bias-free layers)."""
+    """The bias added to the node's weighted sum (0 for pooling, add, input, bias-free layers)."""
     stage = graph.stage_of(node)
-    if stage.layer < 0:
+    if stage.layer < 0 or stage.op not in ("dense", "conv2d", "affine"):
         return 0.0
     bias = model.layers[stage.layer].bias
     if bias is None:
         return 0.0
-    index = int(graph.node_map[node]) if stage.op == "conv2d" else node - stage.start
+    index = int(graph.node_map[node]) if stage.is_map else node - stage.start
     return float(bias[index])
 
 
 def weighted_input(graph: Graph, model: Model, node: int, acts: list[np.ndarray]) -> float:
     """The node's pre-activation, summed over its incoming edges like the forward pass does.
 
-    sum(weight * source value) + bias for dense and conv (before tanh/relu/softmax...); the mean
-    for average pooling, the max for max pooling. For an input node: its own value.
+    sum(weight * source value) + bias for dense, conv, affine, add, ... (before tanh/relu/
+    softmax...); the mean for average pooling, the max for max pooling. For an input node: its
+    own value.
     """
     node = _check_node(graph, node)
     stage = graph.stage_of(node)

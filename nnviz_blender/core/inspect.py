@@ -59,20 +59,26 @@ def _function(graph: Graph, node: int) -> str:
         return "pixel"
     if stage.op == "maxpool2d":
         return "max"
-    if stage.op == "avgpool2d":
+    if stage.op in ("avgpool2d", "global_avgpool"):
         return "mean"
     return "∘".join(reversed(stage.activations))
 
 
 def _conv_patch(model: Model, graph: Graph, node: int, acts: list[np.ndarray]):
+    """The input patch a conv node reads (its group's channels, dilated taps) and its filter."""
     stage = graph.stage_of(node)
     layer = model.layers[stage.layer]
     o, y, x = _position(stage.shape, node - stage.start)
-    (kh, kw), (sh, sw), (ph, pw) = (layer.params[k] for k in ("kernel_size", "stride", "padding"))
-    src = np.asarray(acts[layer.index], np.float32).reshape(layer.in_shape)
-    padded = np.pad(src, ((0, 0), (ph, ph), (pw, pw)))
-    patch = padded[:, y * sh : y * sh + kh, x * sw : x * sw + kw]
-    return patch.copy(), layer.w[o].copy()
+    p = layer.params
+    (kh, kw), (sh, sw), (dh, dw) = p["kernel_size"], p["stride"], p["dilation"]
+    top, left, bottom, right = p["pads"]
+    cg = layer.w.shape[1]
+    first = o // (layer.out_shape[0] // p.get("groups", 1)) * cg
+    src = np.asarray(acts[layer.inputs[0]], np.float32).reshape(layer.in_shape)
+    padded = np.pad(src[first : first + cg], ((0, 0), (top, bottom), (left, right)))
+    rows = slice(y * sh, y * sh + dh * (kh - 1) + 1, dh)
+    cols = slice(x * sw, x * sw + dw * (kw - 1) + 1, dw)
+    return padded[:, rows, cols].copy(), layer.w[o].copy()
 
 
 def _formula(function: str, z: float, bias: float, n: int, a: float, terms) -> str:
