@@ -1,7 +1,9 @@
-"""Train the two shipped MNIST networks (an MLP and a LeNet-style CNN) with PyTorch.
+"""Train the shipped MNIST networks (an MLP, a LeNet-style CNN, a small ResNet) with PyTorch.
 
 Inputs are pixel values in [0, 1] (uint8 / 255), shape (N, 1, 28, 28); the CNN sees the digit
-zero-padded by 2 pixels on each side (32 x 32). Training uses on-the-fly random affine + elastic
+zero-padded by 2 pixels on each side (32 x 32). The ResNet (batch norm, an identity skip and a
+downsampling skip) is written as people write PyTorch models, an nn.Module with a `forward`, and
+is shipped through ONNX (`--onnx`). Training uses on-the-fly random affine + elastic
 augmentation (one sampling grid per batch, one grid_sample call). The test split is only used to
 report accuracy.
 
@@ -28,7 +30,7 @@ if ROOT not in sys.path:
 
 from nnviz_blender.core import mnist  # noqa: E402
 
-ARCHS = ("mlp", "cnn")
+ARCHS = ("mlp", "cnn", "resnet")
 CNN_PAD = 2
 
 
@@ -45,8 +47,48 @@ class Augment:
     elastic_sigma: float = 5.0
 
 
-def build_model(arch: str) -> nn.Sequential:
-    """The architecture named `arch`, as a plain nn.Sequential (logits out, no softmax)."""
+class ResidualBlock(nn.Module):
+    """Two 3x3 conv + batch norm, added to the input (through a 1x1 conv where it downsamples)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.skip: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.skip = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.skip(x))
+
+
+class ResNet(nn.Module):
+    """Stem conv, max pool, an identity residual block, a downsampling one, global average pool."""
+
+    def __init__(self, width: int = 12) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, width, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        self.block1 = ResidualBlock(width, width)
+        self.block2 = ResidualBlock(width, 2 * width, stride=2)
+        self.fc = nn.Linear(2 * width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.bn(self.stem(x))), 2)
+        x = self.block2(self.block1(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def build_model(arch: str) -> nn.Module:
+    """The architecture named `arch` (logits out, no softmax); mlp and cnn are nn.Sequential."""
+    if arch == "resnet":
+        return ResNet()
     if arch == "mlp":
         return nn.Sequential(
             nn.Flatten(),
@@ -168,8 +210,8 @@ def train(
     y: torch.Tensor,
     cfg: TrainConfig,
     aug: Augment | None,
-    on_epoch: Callable[[int, nn.Sequential, float], None] | None = None,
-) -> tuple[nn.Sequential, list[float]]:
+    on_epoch: Callable[[int, nn.Module, float], None] | None = None,
+) -> tuple[nn.Module, list[float]]:
     """Train a fresh `cfg.arch` network; returns it and the loss of every step."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -202,7 +244,7 @@ def train(
     return model, losses
 
 
-def save_checkpoint(path: str, model: nn.Sequential, arch: str, metadata: dict) -> None:
+def save_checkpoint(path: str, model: nn.Module, arch: str, metadata: dict) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.save({"arch": arch, "state_dict": model.state_dict(), "metadata": metadata}, path)
 
@@ -237,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     aug = None if args.no_augment else Augment()
     start = time.time()
 
-    def report(epoch: int, model: nn.Sequential, loss: float) -> None:
+    def report(epoch: int, model: nn.Module, loss: float) -> None:
         acc = accuracy(model, x_test, y_test, args.arch)
         elapsed = time.time() - start
         print(f"epoch {epoch:3d}  loss {loss:.4f}  test acc {acc:.4f}  {elapsed:7.1f}s", flush=True)
