@@ -553,7 +553,7 @@ def _node(st: _Import, node: Any, opset: int) -> None:
         ]
         return
     if not acts:
-        st.env[node.output[0]] = _fold(node, attrs, c)
+        st.env[node.output[0]] = np.asarray(_fold(node, attrs, c))
         return
     a = acts[0]
     if op in _DROPPED:
@@ -710,6 +710,7 @@ def _global_pool(st: _Import, node: Any, attrs: dict, x: _Act, c: list, opset: i
             st, node, {"type": "global_avgpool"}, [x], (x.shape[0], 1, 1), None, tensor
         )
         st.consumers[tensor] = 1
+        st.by_name[pooled.layer]["source"] = node.output[0]  # same values, kept dims
         _add_layer(st, node, {"type": "flatten"}, [pooled], (x.shape[0],))
         return
     _add_layer(st, node, {"type": "global_avgpool"}, [x], (x.shape[0], 1, 1))
