@@ -14,6 +14,7 @@ import numpy as np
 from .modelfile import Layer, Model, ModelError
 
 CHUNK = 512  # images per slice of a large batch: bounds the im2col memory
+_FREED = np.empty(0, dtype=np.float32)  # stands in for an activation no later layer reads
 
 
 def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -242,15 +243,15 @@ def _last_uses(model: Model) -> list[int]:
 
 def _run(model: Model, batch: np.ndarray, keep: bool) -> list[np.ndarray]:
     """Every activation (keep) or the output alone, dropping each activation after its last use."""
-    acts: list[np.ndarray | None] = [batch]
+    acts: list[np.ndarray] = [batch]
     last = None if keep else _last_uses(model)
     for layer in model.layers:
-        acts.append(apply_layer(layer, *(acts[j] for j in layer.inputs)))  # type: ignore[misc]
+        acts.append(apply_layer(layer, *(acts[j] for j in layer.inputs)))
         if last is not None:
             for j in layer.inputs:
                 if last[j] == layer.index:
-                    acts[j] = None
-    return acts if keep else [acts[-1]]  # type: ignore[return-value]
+                    acts[j] = _FREED  # no later layer reads it
+    return acts if keep else [acts[-1]]
 
 
 def top_k(probs: np.ndarray, labels: list[str], k: int = 3) -> list[tuple[str, float]]:

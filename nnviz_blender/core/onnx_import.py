@@ -151,7 +151,7 @@ def _tensor(tensor: Any, what: str, directory: str | None = None) -> np.ndarray:
 def _attrs(node: Any) -> dict[str, Any]:
     from onnx import AttributeProto, helper
 
-    out = {}
+    out: dict[str, Any] = {}
     for a in node.attribute:
         if a.type == AttributeProto.TENSOR:
             out[a.name] = _tensor(a.t, f"node {node.name!r} attribute")
@@ -253,7 +253,7 @@ def _axes(node: Any, attrs: dict[str, Any], consts: list[Any], index: int) -> li
 def _fold(node: Any, attrs: dict[str, Any], c: list[Any]) -> np.ndarray:
     """Evaluate a node whose inputs are all constants (shape arithmetic, mostly)."""
     op = node.op_type
-    x = c[0] if c else None
+    x: Any = c[0] if c else None
     if op in _DROPPED:
         return x
     if op == "Cast":
@@ -261,7 +261,7 @@ def _fold(node: Any, attrs: dict[str, Any], c: list[Any]) -> np.ndarray:
 
         return x.astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))
     if op in ("Add", "Sub", "Mul", "Div"):
-        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
+        fn: Any = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
         if op == "Div" and c[0].dtype.kind in "iu":
             return np.floor_divide(c[0], c[1])
         return fn(c[0], c[1])
@@ -273,18 +273,18 @@ def _fold(node: Any, attrs: dict[str, Any], c: list[Any]) -> np.ndarray:
             out = np.expand_dims(out, a if a >= 0 else a + out.ndim + 1)
         return out
     if op == "Squeeze":
-        axes = _axes(node, attrs, c, 1)
-        return np.squeeze(x, axis=tuple(axes)) if axes else np.squeeze(x)
+        squeezed = _axes(node, attrs, c, 1)
+        return np.squeeze(x, axis=tuple(squeezed)) if squeezed else np.squeeze(x)
     if op == "Concat":
         return np.concatenate([np.atleast_1d(v) for v in c], axis=int(attrs["axis"]))
     if op == "Reshape":
         return x.reshape(_reshape_target(node, x.shape, c[1], attrs))
     if op == "Slice":
         starts, ends = c[1].reshape(-1), c[2].reshape(-1)
-        axes = c[3].reshape(-1) if len(c) > 3 and c[3] is not None else range(len(starts))
-        steps = c[4].reshape(-1) if len(c) > 4 and c[4] is not None else [1] * len(starts)
+        on: Any = c[3].reshape(-1) if len(c) > 3 and c[3] is not None else range(len(starts))
+        steps: Any = c[4].reshape(-1) if len(c) > 4 and c[4] is not None else [1] * len(starts)
         index = [slice(None)] * x.ndim
-        for s, e, a, st in zip(starts, ends, axes, steps, strict=False):
+        for s, e, a, st in zip(starts, ends, on, steps, strict=False):
             index[int(a)] = slice(int(s), int(e), int(st))
         return x[tuple(index)]
     if op == "ConstantOfShape":
@@ -460,7 +460,12 @@ def _gemm(st: _Import, node: Any, attrs: dict, x: _Act, c: list[Any]) -> _Act:
                 node, f"C of shape {list(c[2].shape)} does not match {n_out} outputs"
             ) from None
         arrays["bias"] = (bias * float(attrs.get("beta", 1.0))).astype(np.float32)
-    layer = {"type": "dense", "in_features": n_in, "out_features": n_out, "bias": bias is not None}
+    layer: dict[str, Any] = {
+        "type": "dense",
+        "in_features": n_in,
+        "out_features": n_out,
+        "bias": bias is not None,
+    }
     return _add_layer(st, node, layer, [x], (n_out,), arrays)
 
 
@@ -607,10 +612,10 @@ def _node(st: _Import, node: Any, opset: int) -> None:
         if window["dilation"] != [1, 1]:
             raise _fail(node, "dilated pooling is not supported")
         del window["dilation"]
-        layer: dict[str, Any] = {"type": "maxpool2d" if op == "MaxPool" else "avgpool2d", **window}
+        pool: dict[str, Any] = {"type": "maxpool2d" if op == "MaxPool" else "avgpool2d", **window}
         if op == "AveragePool":
-            layer["count_include_pad"] = bool(attrs.get("count_include_pad", 0))
-        _add_layer(st, node, layer, [a], (a.shape[0], *_pool_out(node, a.shape, window)))
+            pool["count_include_pad"] = bool(attrs.get("count_include_pad", 0))
+        _add_layer(st, node, pool, [a], (a.shape[0], *_pool_out(node, a.shape, window)))
     elif op in ("GlobalAveragePool", "ReduceMean"):
         _global_pool(st, node, attrs, a, c, opset)
     elif op in ("Flatten", "Reshape", "Squeeze", "Unsqueeze"):
@@ -618,7 +623,7 @@ def _node(st: _Import, node: Any, opset: int) -> None:
         if op == "Flatten":
             axis = int(attrs.get("axis", 1))
             axis = axis + len(full) if axis < 0 else axis
-            out = (int(np.prod(full[:axis])), int(np.prod(full[axis:])))
+            out: tuple[int, ...] = (int(np.prod(full[:axis])), int(np.prod(full[axis:])))
         elif op == "Reshape":
             if c[1] is None:
                 raise _fail(node, "the target shape must be computable without running the model")
