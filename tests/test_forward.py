@@ -158,3 +158,22 @@ def test_batch_of_ten_thousand_runs_in_seconds(shipped, mnist_test):
     elapsed = time.perf_counter() - start
     assert probs.shape == (10000, 10)
     assert elapsed < 30  # generous on a loaded 2-core machine; measured ~1-2 s
+
+
+@pytest.mark.parametrize("end", ["none", "softmax", "log_softmax"])
+def test_predict_gives_probabilities_whatever_the_model_ends_in(end):
+    from nnviz_blender.core.forward import predict, probabilities
+
+    layers = [{"type": "dense", "in_features": 6, "out_features": 4}]
+    layers += [] if end == "none" else [{"type": end}]
+    rng = np.random.default_rng(0)
+    arrays = {"layers.0.weight": rng.normal(size=(4, 6)), "layers.0.bias": rng.normal(size=4)}
+    model = build_model({"version": 2, "input_shape": [6], "layers": layers}, arrays)
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    logits = x @ arrays["layers.0.weight"].T + arrays["layers.0.bias"]
+    want = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(predict(model, x), want, rtol=1e-5)
+    np.testing.assert_allclose(probabilities(model, forward(model, x)[-1]), want, rtol=1e-5)
+    assert model.output_kind == {"none": "logits", "softmax": "probabilities"}.get(
+        end, "log_probabilities"
+    )

@@ -181,3 +181,83 @@ def test_loads_without_pickle(good, monkeypatch):
     load_model(good)
     assert seen.get("allow_pickle") is False
     assert zipfile.is_zipfile(good)
+
+
+# --- version 2: graphs ------------------------------------------------------------------------
+
+GRAPH_SPEC = {
+    "version": 2,
+    "input_shape": [3, 8, 8],
+    "output": "logits",
+    "preprocess": {"kind": "image", "mean": [0.5, 0.5, 0.5], "std": 0.25},
+    "layers": [
+        {
+            "type": "conv2d",
+            "name": "stem",
+            "in_channels": 3,
+            "out_channels": 4,
+            "kernel_size": 3,
+            "padding": [1, 1, 1, 1],
+        },
+        {"type": "relu", "name": "a"},
+        {
+            "type": "conv2d",
+            "name": "dw",
+            "in_channels": 4,
+            "out_channels": 4,
+            "kernel_size": 3,
+            "padding": [2, 1, 2, 1],
+            "dilation": [2, 1],
+            "groups": 4,
+        },
+        {"type": "affine", "name": "bn"},
+        {"type": "add", "name": "res", "inputs": ["bn", "a"]},
+        {"type": "concat", "name": "cat", "inputs": ["res", "input"]},
+        {"type": "global_avgpool", "name": "gap"},
+        {"type": "flatten", "name": "flat"},
+        {"type": "dense", "name": "fc", "in_features": 7, "out_features": 5},
+    ],
+}
+
+
+def test_graph_round_trip(tmp_path):
+    model = save_model(tmp_path / "g.npz", GRAPH_SPEC, random_arrays(GRAPH_SPEC))
+    loaded = load_model(tmp_path / "g.npz")
+    assert [layer.inputs for layer in loaded.layers][3:6] == [(3,), (4, 2), (5, 0)]
+    assert loaded.layers[5].out_shape == (7, 8, 8) and loaded.output_shape == (5,)
+    assert loaded.layers[2].weight.shape == (4, 1, 3, 3)
+    assert loaded.layers[2].params["pads"] == [2, 1, 2, 1]
+    assert loaded.output_kind == "logits" and loaded.channels == 3 and not loaded.is_sequential
+    assert model.spec == loaded.spec
+
+
+@pytest.mark.parametrize(
+    "change,fragment",
+    [
+        (lambda s: s["layers"][4].update(inputs=["bn", "nowhere"]), "'nowhere' is not the model"),
+        (lambda s: s["layers"][4].update(inputs=["bn", "fc"]), "'fc' is not the model input or an"),
+        (
+            lambda s: s["layers"][4].update(inputs=["bn", "input"]),
+            "needs two or more inputs of one",
+        ),
+        (lambda s: s["layers"][5].update(inputs=["res"]), "differ only in channels"),
+        (lambda s: s["layers"][2].update(groups=3), "3 groups must divide 4 input"),
+        (lambda s: s["layers"][1].update(name="stem"), "'name' must be a unique"),
+        (lambda s: s["layers"][1].update(type="clip", min=2.0, max=1.0), "larger than 'max'"),
+        (lambda s: s.update(version=1), "'inputs' needs format version 2"),
+        (lambda s: s.update(output="scores"), "'output' must be one of"),
+        (lambda s: s["preprocess"].update(std=[1, 0, 1]), "'std' must be positive"),
+        (lambda s: s.update(input_shape=[2, 8, 8]), "1 or 3 channels"),
+    ],
+)
+def test_graph_errors_name_the_layer(tmp_path, change, fragment):
+    spec = copy.deepcopy(GRAPH_SPEC)
+    arrays = random_arrays(GRAPH_SPEC)
+    change(spec)
+    expect(write_npz(tmp_path / "m.npz", spec, arrays), fragment)
+
+
+def test_version_1_files_load_unchanged(shipped):
+    for model in shipped.values():
+        assert model.is_sequential and model.spec["version"] == 1
+        assert model.output_kind == "probabilities"
