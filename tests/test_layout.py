@@ -284,3 +284,88 @@ def test_output_labels_above_output_nodes(cnn, style):
     np.testing.assert_array_equal(labels[:, :2], out[:, :2])
     assert np.all(labels[:, 2] > out[:, 2])
     assert np.all(np.diff(labels[:, 0]) > 0)  # "0" .. "9" left to right
+
+
+# --- graph models -----------------------------------------------------------------------------
+
+
+def named(name, layer, *inputs):
+    return {**layer, "name": name, **({"inputs": list(inputs)} if inputs else {})}
+
+
+RESIDUAL = (
+    [1, 12, 12],
+    [
+        named("stem", conv(1, 4, 3, padding=1)),
+        named("stem_act", {"type": "relu"}),
+        named("a", conv(4, 4, 3, padding=1)),
+        named("a_act", {"type": "relu"}),
+        named("b", conv(4, 4, 3, padding=1)),
+        named("add1", {"type": "add"}, "b", "stem_act"),  # identity skip over a and b
+        named("down", conv(4, 8, 3, padding=1, stride=2), "add1"),
+        named("skip", conv(4, 8, 1, stride=2), "add1"),  # downsampling skip, a branch of its own
+        named("add2", {"type": "add"}, "down", "skip"),
+        named("gap", {"type": "global_avgpool"}),
+        named("flat", FLAT),
+        named("fc", dense(8, 3)),
+    ],
+)
+
+
+def model_of_v2(input_shape, layers):
+    arrays = {}
+    for i, layer in enumerate(layers):
+        if layer["type"] in ("dense", "conv2d"):
+            k = layer.get("kernel_size", 1)
+            shape = (
+                (layer["out_features"], layer["in_features"])
+                if layer["type"] == "dense"
+                else (layer["out_channels"], layer["in_channels"], k, k)
+            )
+            arrays[f"layers.{i}.weight"] = np.zeros(shape)
+            arrays[f"layers.{i}.bias"] = np.zeros(shape[0])
+    spec = {"version": 2, "input_shape": list(input_shape), "layers": layers}
+    return build_model(spec, arrays)
+
+
+def x_range(graph, positions, name):
+    block = stage_block(graph, positions, name)
+    return float(block[:, 0].min()), float(block[:, 0].max())
+
+
+@pytest.mark.parametrize("style", ["3d", "flat"])
+def test_branches_side_by_side_and_skips_pass_beside(style):
+    g = build_graph(model_of_v2(*RESIDUAL))
+    names = [s.name for s in g.stages]
+    assert names == [
+        "input",
+        "conv1",
+        "conv2",
+        "conv3",
+        "add1",
+        "conv4",
+        "conv5",
+        "add2",
+        "pool1",
+        "output",
+    ]
+    p = layout(g, style)
+    assert np.unique(np.round(p, 3), axis=0).shape[0] == g.node_count
+    for trunk in ("input", "conv1", "add1", "add2", "pool1", "output"):
+        lo, hi = x_range(g, p, trunk)
+        assert abs(lo + hi) < 1e-5, trunk  # centred
+    # the identity skip conv1 -> add1 runs straight up the centre; conv2 and conv3 stand beside it
+    skip_lo, skip_hi = x_range(g, p, "conv1")
+    for skipped in ("conv2", "conv3"):
+        lo, hi = x_range(g, p, skipped)
+        assert lo > skip_hi or hi < skip_lo, skipped
+    # the downsampling branch and the main branch share a level, side by side
+    mid = [stage_block(g, p, n)[:, 2].mean() for n in ("conv4", "conv5")]
+    assert mid[0] == pytest.approx(mid[1])
+    a, b = x_range(g, p, "conv4"), x_range(g, p, "conv5")
+    assert a[1] < b[0] or b[1] < a[0]
+    # levels go up: every stage lies above every stage it reads
+    for stage in g.stages[1:]:
+        for k in stage.sources:
+            src = g.stages[k]
+            assert p[stage.start : stage.stop, 2].min() > p[src.start : src.stop, 2].max()

@@ -18,6 +18,13 @@ The original maps to Blender as (x, y_height, z_depth) -> (x, -z, y) / 100 (a ro
 is mirrored). In 3d the stages of both shipped networks are 1.0 apart and centred on z = 0, which
 is what the automatic rule gives; the original's flat heights are irregular and are kept as a
 preset for the two shipped architectures. `spacing` scales only the gaps between stages.
+
+Graph models: stages are stacked by depth along the graph (the longest path from the input), so
+one plane (3d) or row (flat) may hold several stages. Stages every path passes through (the
+*trunk*: input, stem, each add or concat, the head) sit centred on x = 0; between two trunk stages
+each branch is a column of its own, side by side, and a skip that jumps straight from one trunk
+stage to the next keeps the centre column empty, so its connections pass beside the layers they
+skip instead of through them. A chain is all trunk, so sequential networks look as before.
 """
 
 from __future__ import annotations
@@ -104,22 +111,128 @@ def _maps_uv(shape: tuple[int, ...], per_row: int, cell: tuple[float, float]) ->
 def _stage_uvs(graph: Graph) -> list[np.ndarray]:
     """In-plane coordinates of every stage, centred on its own origin.
 
-    A map stage with as many channels as the map stage below it reuses that stage's map cells,
+    A map stage with as many channels as the map stage it reads reuses that stage's map cells,
     so pooled maps sit exactly above the maps they pool.
     """
-    uvs, below = [], None
+    uvs: list[np.ndarray] = []
+    cells: list[tuple[int, int, tuple[float, float]] | None] = []
     for stage in graph.stages:
         if _is_vector(stage):
             uvs.append(_vector_uv(stage.size))
-            below = None
+            cells.append(None)
             continue
         c, h, w = stage.shape
         per_row, cell = _maps_per_row(c), (w * PITCH + MAP_GAP, h * PITCH + MAP_GAP)
+        below = cells[stage.sources[0]] if stage.sources else None
         if below is not None and below[0] == c:
             per_row, cell = below[1], (max(cell[0], below[2][0]), max(cell[1], below[2][1]))
         uvs.append(_maps_uv(stage.shape, per_row, cell))
-        below = (c, per_row, cell)
+        cells.append((c, per_row, cell))
     return uvs
+
+
+# --- levels and columns (graph models) -------------------------------------------------------
+
+BRANCH_GAP = 1.0  # empty space between side-by-side stages of one level
+
+
+def _levels(graph: Graph) -> list[int]:
+    """Depth of every stage: 0 for the input, 1 + the deepest stage it reads."""
+    level: list[int] = []
+    for stage in graph.stages:
+        level.append(1 + max((level[k] for k in stage.sources), default=-1))
+    return level
+
+
+def _trunk(graph: Graph) -> list[bool]:
+    """Stages every path from the input to the output passes through: no edge jumps over them."""
+    reach = list(range(len(graph.stages)))  # the furthest stage index any edge from here reaches
+    for i, stage in enumerate(graph.stages):
+        for k in stage.sources:
+            reach[k] = max(reach[k], i)
+    trunk, furthest = [], 0
+    for i in range(len(graph.stages)):
+        trunk.append(furthest <= i)
+        furthest = max(furthest, reach[i])
+    return trunk
+
+
+def _width(uv: np.ndarray) -> float:
+    return float(uv[:, 0].max() - uv[:, 0].min())
+
+
+def _row(widths: list[float], centre: float) -> list[float]:
+    """Centres of items of these widths side by side, BRANCH_GAP apart, centred on `centre`."""
+    total = sum(widths) + BRANCH_GAP * (len(widths) - 1)
+    x, out = centre - total / 2, []
+    for w in widths:
+        out.append(x + w / 2)
+        x += w + BRANCH_GAP
+    return out
+
+
+def _column_offsets(members: list[int], level: list[int], uvs, centre: float) -> dict[int, float]:
+    """x centre of each stage of one branch: stages of one level side by side in its column."""
+    out: dict[int, float] = {}
+    for lv in sorted({level[i] for i in members}):
+        row = [i for i in members if level[i] == lv]
+        for i, x in zip(row, _row([_width(uvs[i]) for i in row], centre), strict=True):
+            out[i] = x
+    return out
+
+
+def _column_width(members: list[int], level: list[int], uvs) -> float:
+    by_level: dict[int, list[float]] = {}
+    for i in members:
+        by_level.setdefault(level[i], []).append(_width(uvs[i]))
+    return max(sum(w) + BRANCH_GAP * (len(w) - 1) for w in by_level.values())
+
+
+def _branches(graph: Graph, region: list[int]) -> list[list[int]]:
+    """The connected parts of a set of stages (their edges among themselves), first stage first."""
+    parent = {i: i for i in region}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in region:
+        for k in graph.stages[i].sources:
+            if k in parent:
+                parent[root(i)] = root(k)
+    parts: dict[int, list[int]] = {}
+    for i in region:
+        parts.setdefault(root(i), []).append(i)
+    return list(parts.values())
+
+
+def _x_offsets(graph: Graph, uvs: list[np.ndarray], level: list[int]) -> list[float]:
+    """Where each stage's centre goes along x (0 for every stage of a chain)."""
+    trunk = _trunk(graph)
+    offsets = [0.0] * len(graph.stages)
+    trunks = [i for i, t in enumerate(trunk) if t]
+    for t0, t1 in zip(trunks, trunks[1:], strict=False):
+        region = list(range(t0 + 1, t1))
+        if not region:
+            continue
+        columns = _branches(graph, region)
+        widths = [_column_width(c, level, uvs) for c in columns]
+        placed: dict[int, float] = {}
+        if t0 in graph.stages[t1].sources:  # a straight skip keeps the centre column free
+            skip = max(_width(uvs[t0]), _width(uvs[t1]))
+            right, left = skip / 2 + BRANCH_GAP, -skip / 2 - BRANCH_GAP
+            for j, w in enumerate(widths):  # branches alternate right and left of it
+                if j % 2 == 0:
+                    placed[j], right = right + w / 2, right + w + BRANCH_GAP
+                else:
+                    placed[j], left = left - w / 2, left - w - BRANCH_GAP
+        else:
+            placed = dict(enumerate(_row(widths, 0.0)))
+        for j, members in enumerate(columns):
+            for i, x in _column_offsets(members, level, uvs, placed[j]).items():
+                offsets[i] = x
+    return offsets
 
 
 # --- stacking the stages ----------------------------------------------------------------------
@@ -150,10 +263,10 @@ def _span_middle(centres: np.ndarray, extents: list[tuple[float, float]]) -> flo
 
 
 def _heights_flat(graph: Graph, uvs: list[np.ndarray], spacing: float) -> np.ndarray:
-    """Stage centres in z for the flat style: the original's heights for the shipped networks."""
+    """Level centres in z for the flat style: the original's heights for the shipped networks."""
     extents = [_extent(uv) for uv in uvs]
     key = tuple((s.kind, s.shape) for s in graph.stages)
-    preset = _FLAT_PRESETS.get(key)
+    preset = _FLAT_PRESETS.get(key) if len(uvs) == len(graph.stages) else None
     if preset is not None:
         base = np.array(preset)
         gaps = [
@@ -187,17 +300,27 @@ def layout(graph: Graph, style: str = "3d", spacing: float = 1.0) -> np.ndarray:
         raise ValueError(f"style must be one of {STYLES}, not {style!r}")
     if not (math.isfinite(spacing) and spacing > 0):
         raise ValueError(f"spacing must be a positive number, not {spacing!r}")
-    uvs = _stage_uvs(graph)
+    level = _levels(graph)
+    uvs = [
+        uv + np.array([x, 0.0])
+        for uv, x in zip(
+            _stage_uvs(graph), _x_offsets(graph, _stage_uvs(graph), level), strict=True
+        )
+    ]
+    per_level = [
+        np.concatenate([uv for uv, lv in zip(uvs, level, strict=True) if lv == n])
+        for n in range(max(level) + 1)
+    ]
     out = np.zeros((graph.node_count, 3), dtype=np.float64)
     if style == "3d":
-        heights = _heights_3d(uvs, spacing)
-        for stage, uv, z in zip(graph.stages, uvs, heights, strict=True):
-            out[stage.start : stage.stop] = np.column_stack([uv, np.full(stage.size, z)])
+        heights = _heights_3d(per_level, spacing)
+        for stage, uv, lv in zip(graph.stages, uvs, level, strict=True):
+            out[stage.start : stage.stop] = np.column_stack([uv, np.full(stage.size, heights[lv])])
     else:
-        centres = _heights_flat(graph, uvs, spacing)
-        for stage, uv, z in zip(graph.stages, uvs, centres, strict=True):
+        centres = _heights_flat(graph, per_level, spacing)
+        for stage, uv, lv in zip(graph.stages, uvs, level, strict=True):
             block = out[stage.start : stage.stop]
-            block[:, 0], block[:, 2] = uv[:, 0], uv[:, 1] + z
+            block[:, 0], block[:, 2] = uv[:, 0], uv[:, 1] + centres[lv]
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
