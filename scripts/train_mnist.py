@@ -3,11 +3,15 @@
 Inputs are pixel values in [0, 1] (uint8 / 255), shape (N, 1, 28, 28); the CNN sees the digit
 zero-padded by 2 pixels on each side (32 x 32). The ResNet (batch norm, an identity skip and a
 downsampling skip) is written as people write PyTorch models, an nn.Module with a `forward`, and
-is shipped through ONNX (`--onnx`). Training uses on-the-fly random affine + elastic
-augmentation (one sampling grid per batch, one grid_sample call). The test split is only used to
-report accuracy.
+is shipped through ONNX: `--onnx` exports the trained network with `torch.onnx.export`, `--npz`
+then opens that file with the add-on's ONNX import and writes it as a version-2 model file with
+the labels, the drawing preprocessing, the training metadata and the NumPy-measured accuracy.
+Training uses on-the-fly random affine + elastic augmentation (one sampling grid per batch, one
+grid_sample call) unless --no-augment. The test split is only used to report accuracy.
 
     python scripts/train_mnist.py --arch mlp --epochs 40 --out scratch/mlp.pt
+    python scripts/train_mnist.py --arch resnet --epochs 8 --no-augment --out scratch/resnet.pt \
+        --onnx scratch/resnet.onnx --npz models/resnet.npz
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -249,6 +254,43 @@ def save_checkpoint(path: str, model: nn.Module, arch: str, metadata: dict) -> N
     torch.save({"arch": arch, "state_dict": model.state_dict(), "metadata": metadata}, path)
 
 
+def export_onnx(model: nn.Module, arch: str, path: str) -> None:
+    """The trained network as one ONNX file (weights inside, symbolic batch), eval mode."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    example = torch.zeros(1, *input_shape(arch))
+    torch.onnx.export(
+        model.eval(),
+        (example,),
+        path,
+        dynamo=False,
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+    )
+
+
+def onnx_to_model_file(onnx_path: str, out: str, name: str, metadata: dict, data: str) -> float:
+    """Open an ONNX export with the add-on's importer, measure its MNIST test accuracy with the
+    NumPy forward pass and save it as a version-2 model file with labels and preprocessing."""
+    from nnviz_blender.core.forward import predict
+    from nnviz_blender.core.modelfile import load_model, save_model
+
+    model = load_model(onnx_path)
+    images, labels = mnist.load(data, "test")
+    accuracy = float((predict(model, images / np.float32(255)).argmax(1) == labels).mean())
+    spec = dict(model.spec, name=name, labels=[str(i) for i in range(10)])
+    spec["preprocess"] = {"kind": "mnist", "field": 28, "box": 20}
+    spec["metadata"] = {**model.spec["metadata"], **metadata, "test_accuracy": accuracy}
+    arrays = {
+        f"layers.{layer.index}.{key}": value
+        for layer in model.layers
+        for key, value in (("weight", layer.weight), ("bias", layer.bias))
+        if value is not None
+    }
+    save_model(out, spec, arrays)
+    return accuracy
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--arch", choices=ARCHS, required=True)
@@ -262,6 +304,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", required=True, help="checkpoint file (.pt)")
+    p.add_argument("--onnx", help="also export the trained network to this ONNX file")
+    p.add_argument("--npz", help="and convert that ONNX file to this model file (needs --onnx)")
     return p.parse_args(argv)
 
 
@@ -307,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     save_checkpoint(args.out, model, args.arch, metadata)
     print(f"done: {len(losses)} steps in {seconds:.1f}s, test acc {acc:.4f} -> {args.out}")
+    if args.onnx:
+        export_onnx(model, args.arch, args.onnx)
+        if args.npz:
+            ours = onnx_to_model_file(args.onnx, args.npz, args.arch, metadata, args.data)
+            print(f"{args.onnx} -> {args.npz}: NumPy test accuracy {ours:.4f}")
     return 0
 
 

@@ -187,3 +187,28 @@ def test_train_and_export_command_lines(train_slice, tmp_path):
     model = load_model(out)
     assert model.input_shape == (1, 32, 32) and model.metadata["training"]["steps"] == 5
     assert 0.0 <= model.metadata["test_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_resnet_trains_and_ships_through_onnx(train_slice, tmp_path):
+    """A few steps of the ResNet, exported to ONNX and converted to a version-2 model file whose
+    NumPy forward equals PyTorch."""
+    ckpt, onnx_path, out = tmp_path / "r.pt", tmp_path / "r.onnx", tmp_path / "r.npz"
+    threads = torch.get_num_threads()
+    try:
+        argv = ["--arch", "resnet", "--data", MNIST_DIR, "--steps", "3", "--threads", "1"]
+        argv += ["--no-augment", "--out", str(ckpt), "--onnx", str(onnx_path), "--npz", str(out)]
+        assert train_mnist.main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    model = load_model(out)
+    assert model.spec["version"] == 2 and not model.is_sequential and model.labels[9] == "9"
+    assert model.metadata["source"] == "onnx" and 0.0 <= model.metadata["test_accuracy"] <= 1
+    net = train_mnist.build_model("resnet")
+    net.load_state_dict(torch.load(ckpt, weights_only=True)["state_dict"])
+    x = train_slice[0][:4]
+    with torch.no_grad():
+        want = torch.softmax(net.eval()(x), 1).numpy()
+    from nnviz_blender.core.forward import predict
+
+    np.testing.assert_allclose(predict(model, x.numpy()), want, rtol=1e-4, atol=1e-6)
