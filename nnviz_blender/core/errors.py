@@ -10,3 +10,7 @@ from __future__ import annotations
 
 class NNVizError(Exception):
     """A user's mistake or an impossible request; the message is one line for the user."""
+
+
+class ModelError(NNVizError, ValueError):
+    """A model file or spec that cannot be used; the message is meant for the user."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NNVizError
+from .errors import ModelError
 
 FORMAT = "nnviz-model"
 VERSION = 2
@@ -42,10 +42,6 @@ OUTPUT_KINDS = ("logits", "probabilities", "log_probabilities")
 INPUT = "input"  # the name layers use for the model's input
 
 Shape = tuple[int, ...]
-
-
-class ModelError(NNVizError, ValueError):
-    """A model file or spec that cannot be used; the message is meant for the user."""
 
 
 @dataclass(frozen=True)
@@ -543,9 +539,15 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     """
     path = os.fspath(path)
     if path.lower().endswith(".onnx"):
-        from .onnx_import import load_onnx
+        from .onnx_import import read_onnx
 
-        return load_onnx(path)
+        spec, arrays = read_onnx(
+            path, input_name=INPUT, max_values=MAX_PARAMETERS, max_neurons=MAX_ACTIVATIONS
+        )
+        try:
+            return build_model({"format": FORMAT, "version": VERSION, **spec}, arrays, path)
+        except ModelError as exc:
+            raise ModelError(f"{os.path.basename(path)}: {exc}") from None
     if not os.path.isfile(path):
         raise ModelError(f"model file not found: {path}")
     if not zipfile.is_zipfile(path):

@@ -1,12 +1,13 @@
-"""Open an ONNX classifier as a version-2 nnviz Model.
+"""Read an ONNX classifier as the spec and arrays of a version-2 nnviz model.
 
-The file is parsed by the `onnx` package (imported here only, so the rest of core works without
-it) and never executed: its nodes are read one by one and mapped onto our layer kinds. Shape
-arithmetic that exporters write around a flatten (Shape -> Gather -> Unsqueeze -> Concat ->
-Reshape) is evaluated on constants with the batch size taken as 1, so a symbolic batch is fine.
-A batch norm is folded into the conv or dense layer before it when that layer's output feeds
-only the batch norm (the result is then exactly what the pair computes); otherwise it becomes an
-`affine` layer. Dropout and Identity disappear.
+`modelfile.load_model` calls `read_onnx` for `.onnx` files and validates the result like any
+model file. The file is parsed by the `onnx` package (imported here only, so the rest of core
+works without it) and never executed: its nodes are read one by one and mapped onto our layer
+kinds. Shape arithmetic that exporters write around a flatten (Shape -> Gather -> Unsqueeze ->
+Concat -> Reshape) is evaluated on constants with the batch size taken as 1, so a symbolic batch
+is fine. A batch norm is folded into the conv or dense layer before it when that layer's output
+feeds only the batch norm (the result is then exactly what the pair computes); otherwise it
+becomes an `affine` layer. Dropout and Identity disappear.
 
 Every problem is one ModelError line naming the node and its op. Each layer records the ONNX
 tensor it reproduces as `source`, so tests can compare every intermediate with onnxruntime.
@@ -21,11 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from . import modelfile
-from .modelfile import Model, ModelError
+from .errors import ModelError
 
 MIN_OPSET = 13
-MAX_FILE_BYTES = 4 * modelfile.MAX_PARAMETERS + (64 << 20)
 MAX_NODES = 20_000
 FLOAT_MAX = float(np.finfo(np.float32).max)
 _DROPPED = ("Identity", "Dropout")
@@ -44,6 +43,10 @@ class _Act:
 class _Import:
     """The state of one conversion: what each ONNX tensor is, and the layers made so far."""
 
+    input_name: str  # what layers call the model's input
+    max_values: int  # the most numbers all weights together may hold
+    max_neurons: int  # the most numbers an activation (or a constant made from a shape) may hold
+
     env: dict[str, Any] = field(default_factory=dict)  # name -> np.ndarray (constant) | _Act
     layers: list[dict[str, Any]] = field(default_factory=list)
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # layer -> arrays
@@ -58,7 +61,7 @@ def _fail(node: Any, message: str) -> ModelError:
 # --- reading the file -------------------------------------------------------------------------
 
 
-def _read(path: str) -> Any:
+def _read(path: str, max_values: int) -> Any:
     try:
         import onnx
     except ImportError:
@@ -71,7 +74,7 @@ def _read(path: str) -> Any:
     if not os.path.isfile(path):
         raise ModelError(f"model file not found: {path}")
     size = os.path.getsize(path)
-    if size > MAX_FILE_BYTES:
+    if size > 4 * max_values + (64 << 20):
         raise ModelError(f"{base}: {size:,} bytes is more than a model within the limits can be")
     with open(path, "rb") as f:
         data = f.read()
@@ -131,11 +134,11 @@ def _external(tensor: Any, what: str, directory: str | None, n: int) -> None:
     del tensor.external_data[:]
 
 
-def _tensor(tensor: Any, what: str, directory: str | None = None) -> np.ndarray:
+def _tensor(tensor: Any, what: str, max_values: int, directory: str | None = None) -> np.ndarray:
     from onnx import TensorProto, numpy_helper
 
     n = int(np.prod(tensor.dims, dtype=np.float64)) if len(tensor.dims) else 1
-    if n > modelfile.MAX_PARAMETERS:
+    if n > max_values:
         raise ModelError(f"{what} {tensor.name!r}: {n:,} values is more than the size limits")
     if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
         _external(tensor, what, directory, n)
@@ -148,13 +151,13 @@ def _tensor(tensor: Any, what: str, directory: str | None = None) -> np.ndarray:
     return arr
 
 
-def _attrs(node: Any) -> dict[str, Any]:
+def _attrs(st: _Import, node: Any) -> dict[str, Any]:
     from onnx import AttributeProto, helper
 
     out: dict[str, Any] = {}
     for a in node.attribute:
         if a.type == AttributeProto.TENSOR:
-            out[a.name] = _tensor(a.t, f"node {node.name!r} attribute")
+            out[a.name] = _tensor(a.t, f"node {node.name!r} attribute", st.max_values)
         elif a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
             raise _fail(node, "subgraphs (If/Loop) are not supported")
         else:
@@ -250,7 +253,7 @@ def _axes(node: Any, attrs: dict[str, Any], consts: list[Any], index: int) -> li
     return None
 
 
-def _fold(node: Any, attrs: dict[str, Any], c: list[Any]) -> np.ndarray:
+def _fold(st: _Import, node: Any, attrs: dict[str, Any], c: list[Any]) -> np.ndarray:
     """Evaluate a node whose inputs are all constants (shape arithmetic, mostly)."""
     op = node.op_type
     x: Any = c[0] if c else None
@@ -284,12 +287,12 @@ def _fold(node: Any, attrs: dict[str, Any], c: list[Any]) -> np.ndarray:
         on: Any = c[3].reshape(-1) if len(c) > 3 and c[3] is not None else range(len(starts))
         steps: Any = c[4].reshape(-1) if len(c) > 4 and c[4] is not None else [1] * len(starts)
         index = [slice(None)] * x.ndim
-        for s, e, a, st in zip(starts, ends, on, steps, strict=False):
-            index[int(a)] = slice(int(s), int(e), int(st))
+        for s, e, a, step in zip(starts, ends, on, steps, strict=False):
+            index[int(a)] = slice(int(s), int(e), int(step))
         return x[tuple(index)]
     if op == "ConstantOfShape":
         shape = [int(v) for v in x.reshape(-1)]
-        if np.prod(shape, dtype=np.float64) > modelfile.MAX_ACTIVATIONS:
+        if np.prod(shape, dtype=np.float64) > st.max_neurons:
             raise _fail(node, f"constant of shape {shape} is more than the size limits")
         value = attrs.get("value", np.zeros(1, np.float32))
         return np.full(shape, value.reshape(-1)[0], dtype=value.dtype)
@@ -319,7 +322,7 @@ def _reshape_target(node: Any, shape: tuple[int, ...], target: Any, attrs: dict)
 
 def _unique(st: _Import, base: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_.:/-]+", "_", base).strip("/") or "layer"
-    name = name if name != modelfile.INPUT else "input_"
+    name = name if name != st.input_name else f"{name}_"
     candidate, k = name, 1
     while candidate in st.by_name:
         k += 1
@@ -541,7 +544,7 @@ def _node(st: _Import, node: Any, opset: int) -> None:
     op = node.op_type
     if node.domain not in ("", "ai.onnx"):
         raise _fail(node, f"operator domain {node.domain!r} is not supported")
-    attrs = _attrs(node)
+    attrs = _attrs(st, node)
     if op == "Constant":
         st.env[node.output[0]] = _const_value(node, attrs)
         return
@@ -558,7 +561,7 @@ def _node(st: _Import, node: Any, opset: int) -> None:
         ]
         return
     if not acts:
-        st.env[node.output[0]] = np.asarray(_fold(node, attrs, c))
+        st.env[node.output[0]] = np.asarray(_fold(st, node, attrs, c))
         return
     a = acts[0]
     if op in _DROPPED:
@@ -731,12 +734,20 @@ def _prune(st: _Import, output: str) -> list[dict[str, Any]]:
     return [layer for layer in st.layers if layer["name"] in needed]
 
 
-def load_onnx(path: str | os.PathLike[str]) -> Model:
-    """Read an ONNX file into a Model; raises ModelError with a one-line message on any problem."""
+def read_onnx(
+    path: str | os.PathLike[str], *, input_name: str, max_values: int, max_neurons: int
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The spec (without format and version) and arrays of the model in an ONNX file.
+
+    Layers name their inputs, the model's input being `input_name`; weights of more than
+    `max_values` numbers in all are refused before they are decoded. Raises ModelError with a
+    one-line message, prefixed with the file name, on any problem.
+    """
     path = os.fspath(path)
     base = os.path.basename(path)
+    st = _Import(input_name, max_values, max_neurons)
     try:
-        return _convert(_read(path), path)
+        return _convert(st, _read(path, max_values), path)
     except ModelError as exc:
         message = str(exc)
         raise ModelError(message if message.startswith(base) else f"{base}: {message}") from None
@@ -744,24 +755,25 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
         raise ModelError(f"{base}: the graph is nested too deeply") from None
 
 
-def _convert(proto: Any, path: str) -> Model:
+def _convert(st: _Import, proto: Any, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     opset = _opset(proto)
     graph = proto.graph
-    st = _Import()
     directory = os.path.dirname(os.path.abspath(path))
     total = 0
     for tensor in graph.initializer:
-        st.env[tensor.name] = _tensor(tensor, "initializer", directory)
+        st.env[tensor.name] = _tensor(tensor, "initializer", st.max_values, directory)
         total += st.env[tensor.name].size
-        if total > modelfile.MAX_PARAMETERS:
-            raise ModelError(f"network too large: over {modelfile.MAX_PARAMETERS:,} parameters")
+        if total > st.max_values:
+            raise ModelError(f"network too large: over {st.max_values:,} parameters")
     for tensor in graph.sparse_initializer:
         raise ModelError(f"sparse initializer {tensor.values.name!r} is not supported")
     inputs = [v for v in graph.input if v.name not in st.env]
     if len(inputs) != 1:
         raise ModelError(f"the model has {len(inputs)} inputs; one image or vector input is needed")
     shape = _input_shape(inputs[0])
-    st.env[inputs[0].name] = _Act(modelfile.INPUT, shape)
+    if int(np.prod(shape)) > st.max_neurons:
+        raise ModelError(f"network too large: an input of {int(np.prod(shape)):,} values")
+    st.env[inputs[0].name] = _Act(st.input_name, shape)
     for node in graph.node:
         for name in node.input:
             st.consumers[name] = st.consumers.get(name, 0) + 1
@@ -772,7 +784,7 @@ def _convert(proto: Any, path: str) -> Model:
     if len(graph.output) != 1:
         raise ModelError(f"the model has {len(graph.output)} outputs; one output is needed")
     result = st.env.get(graph.output[0].name)
-    if not isinstance(result, _Act) or result.layer == modelfile.INPUT:
+    if not isinstance(result, _Act) or result.layer == st.input_name:
         raise ModelError("the output is not computed from the input by any layer")
     layers = _prune(st, graph.output[0].name)
     arrays = {
@@ -781,8 +793,6 @@ def _convert(proto: Any, path: str) -> Model:
         for key, value in st.arrays[layer["name"]].items()
     }
     spec = {
-        "format": modelfile.FORMAT,
-        "version": modelfile.VERSION,
         "name": os.path.splitext(os.path.basename(path))[0],
         "input_shape": list(shape),
         "layers": layers,
@@ -792,4 +802,4 @@ def _convert(proto: Any, path: str) -> Model:
             "opset": opset,
         },
     }
-    return modelfile.build_model(spec, arrays, path)
+    return spec, arrays
