@@ -335,3 +335,32 @@ def test_core_works_without_onnx(tmp_path):
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert "needs the 'onnx' package" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("seed", range(0, 30, 3))
+def test_inspect_is_exact_on_every_kind_of_stage(tmp_path, seed):
+    """describe(): weighted input = the forward's pre-activation, the conv patch x kernel adds up
+    to it (groups, dilation, asymmetric padding), the formula shows the node's value."""
+    from nnviz_blender.core.forward import forward
+    from nnviz_blender.core.inspect import describe
+    from nnviz_blender.core.modelfile import ELEMENTWISE, SOFTMAXES
+
+    path = tmp_path / "r.onnx"
+    onnx.save(random_graph(seed), str(path))
+    model = load_model(path)
+    graph = build_graph(model)
+    x = np.random.default_rng(seed).random(model.input_shape, dtype=np.float32)
+    acts = forward(model, x)
+    rng = np.random.default_rng(seed)
+    for stage in graph.stages[1:]:
+        layer = model.layers[stage.layer]
+        elementwise = stage.op in (*ELEMENTWISE, *SOFTMAXES)
+        pre = np.asarray(acts[layer.inputs[0] if elementwise else stage.layer + 1]).ravel()
+        for node in rng.integers(stage.start, stage.stop, 3):
+            info = describe(model, graph, acts, int(node))
+            want = float(pre[node - stage.start])
+            assert info.weighted_input == pytest.approx(want, rel=1e-4, abs=1e-4), stage.name
+            assert f"{info.activation:.3f}" in info.formula
+            if stage.op == "conv2d":
+                total = float((info.patch * info.kernel).sum()) + info.bias
+                assert total == pytest.approx(want, rel=1e-4, abs=1e-4), stage.name
