@@ -266,7 +266,11 @@ def _run(model: Model, batch: np.ndarray, keep: bool) -> list[np.ndarray]:
     acts: list[np.ndarray] = [batch]
     last = None if keep else _last_uses(model)
     for layer in model.layers:
-        acts.append(apply_layer(layer, *(acts[j] for j in layer.inputs)))
+        ins = layer.inputs
+        if len(ins) == 1:
+            acts.append(apply_layer(layer, acts[ins[0]]))
+        else:
+            acts.append(apply_layer(layer, *[acts[j] for j in ins]))
         if last is not None:
             for j in layer.inputs:
                 if last[j] == layer.index:
