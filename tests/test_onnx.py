@@ -173,6 +173,7 @@ def test_torch_model_matches_onnxruntime_everywhere(tmp_path, name, dynamo):
     x = export(net, shape, path, dynamo=dynamo, batch=3 if dynamic else 1, dynamic=dynamic)
     model = load_model(path)
     assert model.input_shape == shape and model.name == name
+    assert model.preprocess == ({"kind": "image"} if shape[0] == 3 else {})
     assert_matches_onnxruntime(model, path, x)
     with torch.no_grad():
         out = net(torch.from_numpy(x)).numpy()

@@ -792,7 +792,7 @@ def _convert(st: _Import, proto: Any, path: str) -> tuple[dict[str, Any], dict[s
         for i, layer in enumerate(layers)
         for key, value in st.arrays[layer["name"]].items()
     }
-    spec = {
+    spec: dict[str, Any] = {
         "name": os.path.splitext(os.path.basename(path))[0],
         "input_shape": list(shape),
         "layers": layers,
@@ -802,4 +802,6 @@ def _convert(st: _Import, proto: Any, path: str) -> tuple[dict[str, Any], dict[s
             "opset": opset,
         },
     }
+    if len(shape) == 3 and shape[0] == 3:
+        spec["preprocess"] = {"kind": "image"}  # colour: no digit-drawing path
     return spec, arrays
