@@ -117,6 +117,21 @@ class PreActResidual(nn.Module):
         return self.out(self.fc(y.view(y.size(0), -1)))
 
 
+class SamePadding(nn.Module):
+    """padding="same" with an even kernel, and an explicit F.pad: asymmetric padding."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(1, 4, 4, padding="same")
+        self.b = nn.Conv2d(4, 4, 3, stride=2)
+        self.fc = nn.Linear(4 * 8 * 9, 10)
+
+    def forward(self, x):
+        x = F.relu(self.a(x))
+        x = F.relu(self.b(F.pad(x, (1, 2, 0, 1))))
+        return self.fc(torch.flatten(x, 1))
+
+
 def randomise_batch_norms(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give every batch norm non-trivial statistics, so folding it is really tested."""
     gen = torch.Generator().manual_seed(seed)
@@ -148,6 +163,7 @@ MODELS = {
     "depthwise_rgb": (DepthwiseRGB, (3, 32, 32)),
     "branches": (Branches, (1, 16, 16)),
     "preact_residual": (PreActResidual, (1, 28, 28)),
+    "same_padding": (SamePadding, (1, 16, 16)),
 }
 CASES = [(name, False) for name in MODELS] + [
     pytest.param("classic_mnist", True, marks=pytest.mark.slow),

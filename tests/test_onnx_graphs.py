@@ -323,3 +323,15 @@ def test_inspect_is_exact_on_every_kind_of_stage(tmp_path, seed):
             if stage.op == "conv2d":
                 total = float((info.patch * info.kernel).sum()) + info.bias
                 assert total == pytest.approx(want, rel=1e-4, abs=1e-4), stage.name
+
+
+def test_pad_before_anything_but_a_conv_is_refused(tmp_path):
+    b = Builder(np.random.default_rng(0), 17)
+    x = b.node("Pad", ["x", b.const(np.array([0, 0, 1, 1, 0, 0, 1, 1]))])
+    out = b.node("Relu", [x])
+    expect(
+        save(tmp_path, b.model((1, 6, 6), out)), "(Relu)", "a Pad is supported only before a Conv"
+    )
+    b = Builder(np.random.default_rng(0), 17)
+    x = b.node("Pad", ["x", b.const(np.array([0, 0, 1, 1, 0, 0, 1, 1]))], mode="reflect")
+    expect(save(tmp_path, b.model((1, 6, 6), b.conv(x, 1, 2, 3))), "(Pad)", "only constant")

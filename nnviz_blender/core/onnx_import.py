@@ -33,10 +33,15 @@ _SAME = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
 
 @dataclass
 class _Act:
-    """A tensor computed from the input: the layer (or input) that makes it, per-sample shape."""
+    """A tensor computed from the input: the layer (or input) that makes it, per-sample shape.
+
+    `pads` (top, left, bottom, right) are zeros a Pad node put around the layer's output, still
+    to be taken in by the Conv that reads it; `shape` includes them.
+    """
 
     layer: str
     shape: tuple[int, ...]
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 @dataclass
@@ -268,6 +273,9 @@ def _fold(st: _Import, node: Any, attrs: dict[str, Any], c: list[Any]) -> np.nda
         if op == "Div" and c[0].dtype.kind in "iu":
             return np.floor_divide(c[0], c[1])
         return fn(c[0], c[1])
+    if op == "Transpose":
+        perm = attrs.get("perm")
+        return np.transpose(x, None if perm is None else [int(v) for v in perm])
     if op == "Gather":
         return np.take(x, c[1], axis=int(attrs.get("axis", 0)))
     if op == "Unsqueeze":
@@ -564,7 +572,11 @@ def _node(st: _Import, node: Any, opset: int) -> None:
         st.env[node.output[0]] = np.asarray(_fold(st, node, attrs, c))
         return
     a = acts[0]
-    if op in _DROPPED:
+    if op not in ("Conv", "Pad") and any(v.pads != (0, 0, 0, 0) for v in acts):
+        raise _fail(node, "reads a zero-padded tensor; a Pad is supported only before a Conv")
+    if op == "Pad":
+        _pad(st, node, attrs, a, c)
+    elif op in _DROPPED:
         if op == "Dropout" and len(c) > 2 and c[2] is not None and bool(np.asarray(c[2]).any()):
             raise _fail(node, "dropout in training mode (export the model in eval() mode)")
         st.env[node.output[0]] = a
@@ -653,6 +665,30 @@ def _node(st: _Import, node: Any, opset: int) -> None:
         raise _fail(node, "unsupported operator")
 
 
+def _pad(st: _Import, node: Any, attrs: dict[str, Any], x: _Act, c: list[Any]) -> None:
+    """A constant zero Pad of the spatial axes: kept on the tensor for the Conv that reads it."""
+    if attrs.get("mode", "constant") != "constant":
+        raise _fail(node, f"only constant padding is supported, not {attrs.get('mode')!r}")
+    if len(c) < 2 or c[1] is None or (len(c) > 2 and node.input[2] and c[2] is None):
+        raise _fail(node, "the pads and the value must be constants")
+    if len(c) > 2 and c[2] is not None and float(np.asarray(c[2]).reshape(-1)[0]) != 0.0:
+        raise _fail(node, "only zero padding is supported")
+    rank = len(x.shape) + 1
+    pads = [int(v) for v in np.asarray(c[1]).reshape(-1)]
+    if len(c) > 3 and c[3] is not None:  # opset 18: pads for the listed axes only
+        full = [0] * (2 * rank)
+        axes = [int(a) % rank for a in np.asarray(c[3]).reshape(-1)]
+        for i, axis in enumerate(axes):
+            full[axis], full[axis + rank] = pads[i], pads[i + len(axes)]
+        pads = full
+    if rank != 4 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+        raise _fail(node, f"only non-negative padding of the image axes is supported, not {pads}")
+    top, left, bottom, right = pads[2], pads[3], pads[6], pads[7]
+    t0, l0, b0, r0 = x.pads
+    shape = (x.shape[0], x.shape[1] + top + bottom, x.shape[2] + left + right)
+    st.env[node.output[0]] = _Act(x.layer, shape, (t0 + top, l0 + left, b0 + bottom, r0 + right))
+
+
 def _pool_out(node, shape, window) -> tuple[int, int]:
     out = []
     for axis in range(2):
@@ -671,6 +707,11 @@ def _conv(st: _Import, node: Any, attrs: dict, x: _Act, c: list[Any]) -> None:
         raise _fail(node, "the weight must be a 4-D initializer (2-D convolution)")
     groups = int(attrs.get("group", 1))
     window = _window_attrs(node, attrs, x.shape, attrs.get("kernel_shape", w.shape[2:]))
+    if x.pads != (0, 0, 0, 0):  # take in the zeros a Pad node put around the input
+        top, left, bottom, right = x.pads
+        p = window["padding"]
+        window["padding"] = [p[0] + top, p[1] + left, p[2] + bottom, p[3] + right]
+        x = _Act(x.layer, (x.shape[0], x.shape[1] - top - bottom, x.shape[2] - left - right))
     if list(w.shape[2:]) != window["kernel_size"]:
         raise _fail(node, "kernel_shape does not match the weight")
     if groups <= 0 or x.shape[0] % groups or w.shape[1] * groups != x.shape[0]:
