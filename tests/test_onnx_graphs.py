@@ -335,3 +335,26 @@ def test_pad_before_anything_but_a_conv_is_refused(tmp_path):
     b = Builder(np.random.default_rng(0), 17)
     x = b.node("Pad", ["x", b.const(np.array([0, 0, 1, 1, 0, 0, 1, 1]))], mode="reflect")
     expect(save(tmp_path, b.model((1, 6, 6), b.conv(x, 1, 2, 3))), "(Pad)", "only constant")
+
+
+def test_corrupted_bytes_never_escape_as_anything_but_a_model_error(tmp_path):
+    """Random byte flips and cuts of real models: each loads or gives one ModelError line."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "fuzz.onnx"
+    outcomes = {"loaded": 0, "refused": 0}
+    for seed in range(4):
+        data = random_graph(seed).SerializeToString()
+        for _ in range(60):
+            corrupt = bytearray(data)
+            for _ in range(int(rng.integers(1, 6))):
+                corrupt[int(rng.integers(0, len(corrupt)))] = int(rng.integers(0, 256))
+            if rng.random() < 0.2:
+                corrupt = corrupt[: int(rng.integers(1, len(corrupt)))]
+            path.write_bytes(bytes(corrupt))
+            try:
+                load_model(path)
+                outcomes["loaded"] += 1
+            except ModelError as exc:
+                assert "\n" not in str(exc) and str(exc).startswith("fuzz.onnx: ")
+                outcomes["refused"] += 1
+    assert outcomes["refused"] > 50

@@ -546,7 +546,7 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         )
         try:
             return build_model({"format": FORMAT, "version": VERSION, **spec}, arrays, path)
-        except ModelError as exc:
+        except (ModelError, TypeError, ValueError, OverflowError) as exc:  # values from the file
             raise ModelError(f"{os.path.basename(path)}: {exc}") from None
     if not os.path.isfile(path):
         raise ModelError(f"model file not found: {path}")

@@ -60,7 +60,8 @@ class _Import:
 
 
 def _fail(node: Any, message: str) -> ModelError:
-    return ModelError(f"node {node.name or node.output[0]!r} ({node.op_type}): {message}")
+    name = node.name or (node.output[0] if node.output else "?")
+    return ModelError(f"node {name!r} ({node.op_type}): {message}")
 
 
 # --- reading the file -------------------------------------------------------------------------
@@ -775,6 +776,14 @@ def _prune(st: _Import, output: str) -> list[dict[str, Any]]:
     return [layer for layer in st.layers if layer["name"] in needed]
 
 
+_MALFORMED = (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError)
+
+
+def _line(exc: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def read_onnx(
     path: str | os.PathLike[str], *, input_name: str, max_values: int, max_neurons: int
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -794,6 +803,10 @@ def read_onnx(
         raise ModelError(message if message.startswith(base) else f"{base}: {message}") from None
     except RecursionError:
         raise ModelError(f"{base}: the graph is nested too deeply") from None
+    except _MALFORMED as exc:  # outside any node: the graph's inputs, outputs, initializers
+        raise ModelError(
+            f"{base}: malformed ONNX model ({type(exc).__name__}: {_line(exc)})"
+        ) from None
 
 
 def _convert(st: _Import, proto: Any, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -821,7 +834,12 @@ def _convert(st: _Import, proto: Any, path: str) -> tuple[dict[str, Any], dict[s
     for out in graph.output:
         st.consumers[out.name] = st.consumers.get(out.name, 0) + 1
     for node in _order(graph, set(st.env)):
-        _node(st, node, opset)
+        try:
+            _node(st, node, opset)
+        except ModelError:
+            raise
+        except _MALFORMED as exc:  # a hostile or corrupt node: wrong attribute types, ...
+            raise _fail(node, f"malformed node ({type(exc).__name__}: {_line(exc)})") from None
     if len(graph.output) != 1:
         raise ModelError(f"the model has {len(graph.output)} outputs; one output is needed")
     result = st.env.get(graph.output[0].name)
