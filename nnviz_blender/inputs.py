@@ -1,7 +1,9 @@
-"""Input specs of the command line: `sample:<digit>[:<n>]`, `.npy` (one image or a stack), `.png`.
+"""Input specs of the command line: `sample:<digit>[:<n>]`, `.npy` (one image or a stack),
+`.png` / `.jpg`, and `--raw` `.npy` files of exact network inputs.
 
-Each becomes a list of (label, canvas image) pairs; every image is later preprocessed as a drawing.
-PNG files are read through bpy (no extra dependency); without bpy a clear error says so.
+Each image spec becomes a list of (label, canvas image) pairs, later preprocessed as the model says
+(core.preprocess.prepare). Image files are read through bpy (no extra dependency); without bpy a
+clear error says so. Raw inputs skip preprocessing: only their shape is checked.
 """
 
 from __future__ import annotations
@@ -32,24 +34,69 @@ def sample_digit(digit: int, which: int = 0, path: str | None = None) -> np.ndar
     return images[matches[which % matches.size]]
 
 
-def read_png(path: str) -> np.ndarray:
-    """(H, W, 4) float32, top row first, read with Blender's image loader."""
+IMAGE_FILES = (".png", ".jpg", ".jpeg")
+
+
+def read_image(path: str) -> np.ndarray:
+    """(H, W, 4) float32 in [0, 1] as the file stores it (sRGB for 8-bit files), top row first,
+    read with Blender's image loader."""
     try:
         import bpy
     except ImportError:
         raise InputError(
-            "reading .png needs Blender's bpy module; save the image as .npy"
+            "reading image files needs Blender's bpy module; save the image as .npy"
         ) from None
+    if not os.path.isfile(path):
+        raise InputError(f"image file not found: {path}")
     try:
         image = bpy.data.images.load(os.path.abspath(path), check_existing=False)
     except RuntimeError as exc:
-        raise InputError(f"{path}: cannot read image ({exc})") from None
+        raise InputError(f"{path}: cannot read image ({' '.join(str(exc).split())})") from None
     try:
         w, h = image.size
-        buf = attributes.read_pixels(image)
-        return buf.reshape(h, w, image.channels)[::-1].copy()  # Blender stores the bottom row first
+        if w * h == 0:
+            raise InputError(f"{path}: cannot read image (empty or not an image)")
+        buf = attributes.read_pixels(image).reshape(h, w, image.channels)
+        if image.is_float:  # 16-bit and HDR files are loaded scene-linear: back to sRGB
+            buf[..., :3] = linear_to_srgb(buf[..., :3])
+        if image.channels != 4:
+            buf = np.concatenate([buf, np.ones((h, w, 4 - image.channels), np.float32)], axis=2)
+        return buf[::-1].copy()  # Blender stores the bottom row first
     finally:
         bpy.data.images.remove(image)
+
+
+def linear_to_srgb(a: np.ndarray) -> np.ndarray:
+    a = np.clip(a, 0.0, 1.0)
+    return np.where(a <= 0.0031308, a * 12.92, 1.055 * a ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def load_raw(path: str, input_shape: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
+    """A `.npy` of exact network inputs: one of `input_shape` or a stack (N, *input_shape)."""
+    if not os.path.isfile(path):
+        raise InputError(f"raw input file not found: {path}")
+    if not path.lower().endswith(".npy"):
+        raise InputError(f"{path}: --raw takes a .npy array of network inputs")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path}: not a plain .npy array ({' '.join(str(exc).split())})") from None
+    want = tuple(input_shape)
+    if arr.dtype.kind not in "fiu":
+        raise InputError(f"{path}: must be numeric, not {arr.dtype}")
+    if arr.shape == want:
+        arr = arr[None]
+    elif arr.shape[1:] != want or arr.shape[0] < 1:
+        raise InputError(
+            f"{path}: shape {list(arr.shape)} is neither one input {list(want)} "
+            f"nor a stack [N, {', '.join(map(str, want))}]"
+        )
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise InputError(f"{path}: contains NaN or Inf")
+    if len(arr) == 1:
+        return [(path, arr[0])]
+    return [(f"{path}[{i}]", a) for i, a in enumerate(arr)]
 
 
 def load_inputs(spec: str) -> list[tuple[str, np.ndarray]]:
@@ -79,6 +126,6 @@ def load_inputs(spec: str) -> list[tuple[str, np.ndarray]]:
         raise InputError(
             f"{spec}: expected an image (H, W) or a stack (N, H, W), got {list(arr.shape)}"
         )
-    if ext == ".png":
-        return [(spec, read_png(spec))]
-    raise InputError(f"{spec}: unsupported input (use sample:<digit>, .npy or .png)")
+    if ext in IMAGE_FILES:
+        return [(spec, read_image(spec))]
+    raise InputError(f"{spec}: unsupported input (use sample:<digit>, .npy, .png or .jpg)")

@@ -15,9 +15,9 @@ import bpy
 import numpy as np
 
 from .core.errors import NNVizError
-from .core.forward import forward, top_k
+from .core.forward import forward, probabilities, top_k
 from .core.modelfile import Model, ModelError, load_model
-from .core.preprocess import InputError, prepare
+from .core.preprocess import InputError, fit_image, is_image_input, prepare, to_rgb
 from .scene import attributes, compat, util
 from .scene import network as scene_network
 from .scene.handle import Network
@@ -84,13 +84,28 @@ def _canvas_place(network: str) -> tuple[tuple[float, float, float], float]:
     return (float(lo[0]) - 0.6 * size - 0.3, float(lo[1]), float(lo[2]) + 0.5 * size), size
 
 
-def ensure_canvas(network: str, size: int = CANVAS_SIZE) -> str:
-    """The network's canvas image (created black, on a plane beside the network); its name."""
+def _colour_model(network: str) -> bool:
+    """True when the network's model takes images (colour canvas), False for digit models."""
+    try:
+        return is_image_input(network_model(network))
+    except LiveError:
+        return False
+
+
+def ensure_canvas(network: str, size: int = CANVAS_SIZE, colour: bool | None = None) -> str:
+    """The network's canvas image (created black, on a plane beside the network); its name.
+
+    Image models get an 8-bit sRGB canvas (`colour`; by default from the network's model): its
+    pixels are what an image file of the painting would hold, which is what such models read.
+    """
     coll = Network(network).collection
     image = canvas_image(network)
     if image is not None:
         return image.name
-    image = bpy.data.images.new(f"{network} canvas", size, size, alpha=False, float_buffer=True)
+    colour = _colour_model(network) if colour is None else colour
+    image = bpy.data.images.new(
+        f"{network} canvas", size, size, alpha=False, float_buffer=not colour
+    )
     util.tag(image, network, "canvas_image")
     image.generated_color = (0.0, 0.0, 0.0, 1.0)
     location, extent = _canvas_place(network)
@@ -116,11 +131,22 @@ def clear_canvas(network: str) -> None:
 
 
 def paint_image(network: str, gray: np.ndarray) -> None:
-    """Put a gray image (top row first, ink light on dark) onto the canvas, scaled to fit."""
+    """Put an image (top row first) onto the canvas: a gray (H, W) one (ink light on dark)
+    stretched to fit, a colour (H, W, 3/4) one centre-cropped and resized to cover it."""
     image = canvas_image(network)
     if image is None:
         raise LiveError(f"network {network!r} has no canvas (start live drawing first)")
     w, h = image.size
+    if np.ndim(gray) == 3:
+        try:
+            rgb = fit_image(to_rgb(gray), h, w)[::-1]  # Blender stores the bottom row first
+        except InputError as exc:
+            raise LiveError(str(exc)) from None
+        pixels = np.ones((h, w, 4), np.float32)
+        pixels[..., :3] = rgb
+        attributes.write_pixels(image, pixels)
+        image.update()
+        return
     g = np.asarray(gray, np.float32)
     if g.max() > 1.0:
         g = g / 255.0
@@ -164,7 +190,7 @@ def show_canvas(network: str, model: Model, pixels: np.ndarray, size: tuple[int,
     except (InputError, ModelError) as exc:
         raise LiveError(str(exc)) from None
     scene_network.apply_activations(network, model, acts)
-    Network(network).prediction = top_k(acts[-1], model.labels)
+    Network(network).prediction = top_k(probabilities(model, acts[-1]), model.labels)
     _inputs[network] = x
     return acts
 
@@ -197,8 +223,8 @@ def refresh(network: str) -> list:
 
 def start(network: str) -> Session:
     """Start (or restart) live drawing on `network`: canvas, model, first update."""
-    image_name = ensure_canvas(network)
     model = network_model(network)
+    image_name = ensure_canvas(network, colour=is_image_input(model))
     image = bpy.data.images[image_name]
     n = image.size[0] * image.size[1] * 4
     session = Session(network, model, np.empty(n, np.float32), np.full(n, -1.0, np.float32))

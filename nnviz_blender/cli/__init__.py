@@ -1,7 +1,8 @@
 """`python -m nnviz_blender <command>`: the command line, a front door and nothing more.
 
 It owns argument parsing, progress output and the one-line error report; the work is done by
-core/ (predict, evaluate), scene/ and animation/ (render, animate), which the add-on uses too.
+core/ (predict, evaluate, convert), scene/ and animation/ (render, animate), which the add-on
+uses too.
 An NNVizError is the user's: one line on stderr, exit code 2. Anything else is a bug and shows
 its traceback.
 """
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ..core.errors import NNVizError
-from . import animate, predict, render
+from . import animate, convert, predict, render
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_parsers(sub)
     render.add_parser(sub)
     animate.add_parser(sub)
+    convert.add_parser(sub)
     return parser
 
 

@@ -1,16 +1,27 @@
-"""What `render` and `animate` share: option types, the scene options, and building the scene.
+"""What the commands share: option types, the model and input options, the scene options, and
+building the scene.
 
-Blender's `bpy` is imported only inside the functions that need it, so `predict` and `evaluate`
-work without it.
+Blender's `bpy` is imported only inside the functions that need it, so `predict`, `evaluate` and
+`convert` work without it.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from ..core.errors import NNVizError
+from ..core.modelfile import Model
+from ..core.preprocess import prepare
+from ..inputs import load_inputs, load_raw
 
 DEFAULT_FADE = 0.12  # edges below this share of full strength do not show (and are not traced)
+MODEL_HELP = "mlp, cnn or a path to a model file (.npz or .onnx)"
+RAW_HELP = (
+    "a .npy of exact network inputs, one (C, H, W) or a stack (N, C, H, W) of the model's "
+    "input shape; no preprocessing"
+)
 
 
 class UsageError(NNVizError):
@@ -49,9 +60,23 @@ def fraction(text: str) -> float:
     return value
 
 
+def network_inputs(model: Model, args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
+    """(name, network input) pairs from --input (preprocessed as the model says) or --raw."""
+    if getattr(args, "raw", None):
+        return load_raw(args.raw, model.input_shape)
+    return [(name, prepare(model, image)) for name, image in load_inputs(args.input)]
+
+
+def add_input_options(p: argparse.ArgumentParser, image_help: str) -> None:
+    """--input (images, preprocessed) or --raw (exact network inputs): exactly one."""
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--input", help=image_help)
+    group.add_argument("--raw", metavar="X.npy", help=RAW_HELP)
+
+
 def add_scene_options(p: argparse.ArgumentParser, samples: int, resolution) -> None:
     """The options `render` and `animate` share: model, look, engine and output settings."""
-    p.add_argument("--model", required=True, help="mlp, cnn or a path to a .npz model")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--layout", choices=("3d", "flat"), default="3d")
     p.add_argument("--theme", choices=("dark", "light"), default="dark")
     p.add_argument("--engine", choices=("cycles", "eevee", "workbench"), default="cycles")

@@ -8,22 +8,21 @@ import json
 import numpy as np
 
 from ..core import mnist
-from ..core.forward import forward, top_k
+from ..core.forward import forward, probabilities, top_k
 from ..core.graph import build_graph
 from ..core.modelfile import Model, load_model
-from ..core.preprocess import prepare
-from ..inputs import load_inputs
 from ..paths import shipped_model
+from .options import MODEL_HELP, add_input_options, network_inputs
 
 
 def _model(name: str) -> Model:
     return load_model(shipped_model(name))
 
 
-def describe(model: Model, image: np.ndarray) -> dict:
-    """Prediction, probabilities and every shown layer's activations for one canvas image."""
-    acts = forward(model, prepare(model, image))
-    probs = acts[-1].reshape(-1)
+def describe(model: Model, x: np.ndarray) -> dict:
+    """Prediction, probabilities and every shown layer's activations for one network input."""
+    acts = forward(model, x)
+    probs = probabilities(model, acts[-1]).reshape(-1)
     graph = build_graph(model)
     layers = [
         {
@@ -43,8 +42,8 @@ def describe(model: Model, image: np.ndarray) -> dict:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     model = _model(args.model)
-    for name, image in load_inputs(args.input):
-        result = describe(model, image)
+    for name, x in network_inputs(model, args):
+        result = describe(model, x)
         if args.json:
             print(json.dumps({"input": name, **result}))
         else:
@@ -69,13 +68,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("predict", help="classify drawings (NumPy only)")
-    p.add_argument("--model", required=True, help="mlp, cnn or a path to a .npz model")
-    p.add_argument("--input", required=True, help="sample:<digit>, a .npy image/stack or a .png")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    add_input_options(p, "sample:<digit>, a .npy image/stack, a .png or .jpg")
     p.add_argument("--json", action="store_true", help="one JSON object per input")
     p.set_defaults(run=cmd_predict)
 
     p = sub.add_parser("evaluate", help="accuracy on the official MNIST test set")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--mnist", required=True, help="folder with the MNIST idx files")
     p.add_argument("--limit", type=int, default=0, help="use only the first N test images")
     p.add_argument("--json", action="store_true")

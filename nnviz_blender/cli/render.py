@@ -14,7 +14,16 @@ import os
 import sys
 import time
 
-from .options import UsageError, add_scene_options, build_scene, need_bpy, save_blend, setup_studio
+from .options import (
+    UsageError,
+    add_input_options,
+    add_scene_options,
+    build_scene,
+    need_bpy,
+    network_inputs,
+    save_blend,
+    setup_studio,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -24,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--input", required=True, help="sample:<digit>, a .npy image or a .png")
+    add_input_options(p, "sample:<digit>, a .npy image, a .png or .jpg")
     p.add_argument("--out", required=True, help="image to write (.png)")
     p.add_argument("--camera", choices=("front", "iso", "top"), default="front")
     add_scene_options(p, samples=64, resolution=(1920, 1080))
@@ -86,11 +95,9 @@ def run(args: argparse.Namespace) -> int:
     need_bpy("rendering")
     import bpy
 
-    from ..core.forward import forward
+    from ..core.forward import forward, probabilities
     from ..core.graph import build_graph, node_values
     from ..core.modelfile import load_model
-    from ..core.preprocess import prepare
-    from ..inputs import load_inputs
     from ..paths import shipped_model
     from ..scene import network
     from ..scene.handle import Network
@@ -105,14 +112,14 @@ def run(args: argparse.Namespace) -> int:
 
     progress(f"loading model {args.model}")
     model = load_model(shipped_model(args.model))
-    inputs = load_inputs(args.input)
+    inputs = network_inputs(model, args)
     if len(inputs) > 1:
         progress.note(f"{len(inputs)} inputs given; rendering the first ({inputs[0][0]})")
-    label, image = inputs[0]
+    label, x = inputs[0]
 
     progress(f"running {model.name} on {label}")
-    acts = forward(model, prepare(model, image))
-    probs = acts[-1].reshape(-1)
+    acts = forward(model, x)
+    probs = probabilities(model, acts[-1]).reshape(-1)
     best = int(probs.argmax())
     progress.note(f"prediction: {model.labels[best]} ({probs[best]:.1%})")
 

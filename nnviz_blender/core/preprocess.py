@@ -1,7 +1,12 @@
-"""Turn a drawing of any size into a network input, the way MNIST itself was made.
+"""Turn a canvas image of any size into a network input, as the model's metadata says.
 
+Digit models (one channel, preprocess kind "mnist" or none), the way MNIST itself was made:
 grayscale ink in [0, 1] -> crop to the ink -> fit the longest side into a 20x20 box with
 anti-aliasing -> place by centre of mass in a 28x28 field -> zero-pad to the model's input size.
+
+Image models (preprocess kind "image", and every 3-channel input): RGB in [0, 1] (alpha over
+black) -> centre-crop to the input's aspect -> resize to the input size by area averaging ->
+grey for one channel -> (x - mean) / std per channel when the model gives mean and std.
 """
 
 from __future__ import annotations
@@ -115,12 +120,90 @@ def mnist_field(ink: np.ndarray, field: int = 28, box: int = 20) -> np.ndarray:
     return _unit(ry @ crop @ rx.T)
 
 
+def is_image_input(model_or_shape: Any) -> bool:
+    """True when inputs take the image path (not the digit-drawing one): the model's preprocess
+    kind is "image", or its input has 3 channels (colour)."""
+    shape = tuple(getattr(model_or_shape, "input_shape", model_or_shape))
+    options = dict(getattr(model_or_shape, "preprocess", {}) or {})
+    return len(shape) == 3 and (options.get("kind") == "image" or shape[0] == 3)
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4), float or integer -> float32 (H, W, 3) in [0, 1].
+
+    Alpha composites over black (the canvas's background); integers are scaled by their maximum.
+    """
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or min(a.shape[:2]) < 1:
+        raise InputError(f"expected an image of shape (H, W) or (H, W, 1/3/4), got {list(a.shape)}")
+    if a.dtype.kind not in "fiub":
+        raise InputError(f"expected a numeric image, got {a.dtype}")
+    if a.dtype.kind == "f":
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise InputError("image contains NaN or Inf")
+    else:
+        a = a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max if a.dtype != bool else 1)
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    elif a.shape[2] == 4:
+        a = a[:, :, :3] * a[:, :, 3:]
+    return _unit(np.ascontiguousarray(a))
+
+
+def fit_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W, C) -> (height, width, C): centre-crop to the target's aspect, then resize by area
+    averaging (anti-aliased when shrinking, blocky when enlarging, exact for whole factors)."""
+    h, w = image.shape[:2]
+    if h * width > w * height:  # too tall: keep the middle rows
+        keep = max(1, round(w * height / width))
+        image = image[(h - keep) // 2 : (h - keep) // 2 + keep]
+    elif h * width < w * height:  # too wide: keep the middle columns
+        keep = max(1, round(h * width / height))
+        image = image[:, (w - keep) // 2 : (w - keep) // 2 + keep]
+    h, w = image.shape[:2]
+    ry = _area_matrix(h, height, 0.0, h / height)
+    rx = _area_matrix(w, width, 0.0, w / width)
+    return np.einsum("yh,hwc,xw->yxc", ry, image.astype(np.float32), rx, optimize=True)
+
+
+def _stats(options: dict[str, Any], key: str, channels: int, default: float) -> np.ndarray:
+    value = options.get(key)
+    values = [default] if value is None else value if isinstance(value, list) else [value]
+    return np.broadcast_to(np.asarray(values, np.float32), (channels,)).reshape(channels, 1, 1)
+
+
+def normalise(model_or_shape: Any, x: np.ndarray) -> np.ndarray:
+    """(x - mean) / std per channel, as the model's preprocess says (unchanged without them)."""
+    options = dict(getattr(model_or_shape, "preprocess", {}) or {})
+    if options.get("mean") is None and options.get("std") is None:
+        return x
+    channels = x.shape[0]
+    mean, std = _stats(options, "mean", channels, 0.0), _stats(options, "std", channels, 1.0)
+    return ((x - mean) / std).astype(np.float32)
+
+
+def prepare_image(model_or_shape: Any, image: np.ndarray) -> np.ndarray:
+    """An image of any size -> an image model's input (float32, shape model.input_shape)."""
+    shape = tuple(getattr(model_or_shape, "input_shape", model_or_shape))
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        raise InputError(f"images feed 1- or 3-channel image models, not input shape {list(shape)}")
+    rgb = fit_image(to_rgb(image), shape[1], shape[2])
+    x = (rgb @ LUMA)[None] if shape[0] == 1 else np.ascontiguousarray(rgb.transpose(2, 0, 1))
+    return normalise(model_or_shape, _unit(x))
+
+
 def prepare(model_or_shape: Any, image: np.ndarray, ink: Ink = "auto") -> np.ndarray:
     """A canvas image of any size -> the model's input (float32, shape model.input_shape).
 
     `model_or_shape` is a Model (its spec's "preprocess" block is honoured) or an input shape.
-    An empty canvas gives an all-zero input.
+    Image models take `prepare_image`; digit models the drawing path, where an empty canvas
+    gives an all-zero input (before any mean/std normalisation the model asks for).
     """
+    if is_image_input(model_or_shape):
+        return prepare_image(model_or_shape, image)
     shape = tuple(getattr(model_or_shape, "input_shape", model_or_shape))
     options = dict(getattr(model_or_shape, "preprocess", {}) or {})
     if len(shape) != 3 or shape[0] != 1:
@@ -136,4 +219,4 @@ def prepare(model_or_shape: Any, image: np.ndarray, ink: Ink = "auto") -> np.nda
     out = np.zeros((1, height, width), dtype=np.float32)
     top, left = (height - field) // 2, (width - field) // 2
     out[0, top : top + field, left : left + field] = digit
-    return out
+    return normalise(model_or_shape, out)

@@ -160,11 +160,14 @@ def fill_ramp(ramp_node, stops: list[tuple[float, RGB]]) -> None:
 # --- node material ----------------------------------------------------------------------------
 
 
-def node_material(network: str, theme: Theme, colormap: str | None, output_stage: int):
+def node_material(
+    network: str, theme: Theme, colormap: str | None, output_stage: int, rgb_input: bool = False
+):
     """Emission coloured by the node's value; the predicted output node glows brighter.
 
     Reads the instance attributes `level` / `signed` and `stage` (INSTANCER): the nodes are
-    instances made by Geometry Nodes, so per-node values live on the instancer.
+    instances made by Geometry Nodes, so per-node values live on the instancer. With `rgb_input`
+    (a colour image model) the input stage shows its pixels in colour instead (`_rgb_input`).
     """
     cmap = colormap or theme.node_colormap
     if cmap not in COLORMAPS:
@@ -201,7 +204,10 @@ def node_material(network: str, theme: Theme, colormap: str | None, output_stage
     lit.inputs["To Max"].default_value = 1.0
     shade = n(nt, "ShaderNodeMix", -250, 100, data_type="RGBA", blend_type="MULTIPLY")
     compat.factor(shade.inputs).default_value = 1.0
-    link(nt, ramp.outputs["Color"], shade.inputs[6])
+    color = ramp.outputs["Color"]
+    if rgb_input:
+        color = _rgb_input(nt, color)
+    link(nt, color, shade.inputs[6])
     link(nt, lit.outputs["Result"], shade.inputs[7])
 
     # Predicted class: output nodes emit extra light in proportion to their level.
@@ -228,6 +234,42 @@ def node_material(network: str, theme: Theme, colormap: str | None, output_stage
     out = n(nt, "ShaderNodeOutputMaterial", 200, 0)
     link(nt, emit.outputs["Emission"], out.inputs["Surface"])
     return mat
+
+
+def _rgb_input(nt, ramp_color):
+    """The input stage of a colour model in colour: the nodes of channel c (the `map` attribute:
+    0 red, 1 green, 2 blue) glow in that primary with their `level` (the pixel value, sRGB-encoded,
+    so gamma 2.2 to scene-linear); every other node keeps the colormap's colour."""
+    n, link = trees.node, trees.link
+    stage = n(nt, "ShaderNodeAttribute", -1100, 500, attribute_type="INSTANCER")
+    stage.attribute_name = "stage"
+    is_input = n(nt, "ShaderNodeMath", -900, 500, operation="COMPARE")
+    link(nt, compat.factor(stage.outputs), is_input.inputs[0])
+    is_input.inputs[1].default_value = 0.0
+    is_input.inputs[2].default_value = 0.5
+    channel = n(nt, "ShaderNodeAttribute", -1100, 750, attribute_type="INSTANCER")
+    channel.attribute_name = "map"
+    level = n(nt, "ShaderNodeAttribute", -1100, 950, attribute_type="INSTANCER")
+    level.attribute_name = "level"
+    combine = n(nt, "ShaderNodeCombineColor", -500, 750)
+    for c, socket in enumerate(("Red", "Green", "Blue")):
+        pick = n(nt, "ShaderNodeMath", -900, 750 - 80 * c, operation="COMPARE")
+        link(nt, compat.factor(channel.outputs), pick.inputs[0])
+        pick.inputs[1].default_value = float(c)
+        pick.inputs[2].default_value = 0.5
+        value = n(nt, "ShaderNodeMath", -700, 750 - 80 * c, operation="MULTIPLY", use_clamp=True)
+        link(nt, pick.outputs[0], value.inputs[0])
+        link(nt, compat.factor(level.outputs), value.inputs[1])
+        link(nt, value.outputs[0], combine.inputs[socket])
+    gamma = n(nt, "ShaderNodeGamma", -300, 750)
+    gamma.name = gamma.label = "Input Colour"
+    link(nt, combine.outputs[0], gamma.inputs["Color"])
+    gamma.inputs["Gamma"].default_value = 2.2
+    mix = n(nt, "ShaderNodeMix", -300, 400, data_type="RGBA")
+    link(nt, is_input.outputs[0], compat.factor(mix.inputs))
+    link(nt, ramp_color, mix.inputs[6])
+    link(nt, gamma.outputs[0], mix.inputs[7])
+    return mix.outputs[2]
 
 
 # --- edge material ----------------------------------------------------------------------------

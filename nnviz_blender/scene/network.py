@@ -175,7 +175,9 @@ def build_network(
 
     index = np.concatenate([np.arange(s.size) for s in graph.stages]).astype(np.int32)
     pitch = core_layout.PITCH
-    node_mat = materials.node_material(name, th, colormap, len(graph.stages) - 1)
+    node_mat = materials.node_material(
+        name, th, colormap, len(graph.stages) - 1, rgb_input=model.channels == 3
+    )
     tile_rotation = (np.pi / 2, 0.0, 0.0) if layout == "flat" else (0.0, 0.0, 0.0)
     nodes_name = scene_nodes.build(
         name,

@@ -1,8 +1,8 @@
 """Operators: thin wrappers that call plain functions and turn their errors into reports.
 
 Stable idnames (documented in the README): nnviz.build, nnviz.remove, nnviz.live_start,
-nnviz.live_stop, nnviz.clear_canvas, nnviz.load_sample, nnviz.inspect, nnviz.trace,
-nnviz.clear_highlight, nnviz.toggle_layer.
+nnviz.live_stop, nnviz.clear_canvas, nnviz.load_sample, nnviz.load_image, nnviz.choose_model,
+nnviz.inspect, nnviz.trace, nnviz.clear_highlight, nnviz.toggle_layer.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import traceback
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, EnumProperty, IntProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from .. import live
 from ..animation import bake
@@ -21,7 +21,7 @@ from ..core.forward import forward
 from ..core.graph import incoming, node_values, trace
 from ..core.inspect import describe, nearest_node
 from ..core.modelfile import load_model
-from ..inputs import sample_digit
+from ..inputs import read_image, sample_digit
 from ..scene import highlight, util, visibility
 from ..scene import network as scene_network
 from ..scene.handle import Network, NetworkError
@@ -172,6 +172,54 @@ class NNVIZ_OT_load_sample(_Base):
         live.refresh(name)
         top = live.prediction(name)
         return f"Sample {digit}: predicted {top[0][0]} ({top[0][1]:.1%})" if top else None
+
+
+class NNVIZ_OT_load_image(_Base):
+    """Put an image file (PNG, JPEG) onto the canvas and show the network's response"""
+
+    bl_idname = "nnviz.load_image"
+    bl_label = "Load Image..."
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
+    filter_glob: StringProperty(  # type: ignore[valid-type]
+        default="*.png;*.jpg;*.jpeg", options={"HIDDEN"}
+    )
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def run(self, context):
+        name = target_network(context)
+        live.ensure_canvas(name)
+        live.paint_image(name, read_image(bpy.path.abspath(self.filepath)))
+        live.refresh(name)
+        top = live.prediction(name)
+        return f"Image: predicted {top[0][0]} ({top[0][1]:.1%})" if top else None
+
+
+class NNVIZ_OT_choose_model(_Base):
+    """Choose a model file to build: an ONNX file or an nnviz .npz model"""
+
+    bl_idname = "nnviz.choose_model"
+    bl_label = "Choose Model File..."
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
+    filter_glob: StringProperty(  # type: ignore[valid-type]
+        default="*.onnx;*.npz", options={"HIDDEN"}
+    )
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def run(self, context):
+        s = context.scene.nnviz
+        s.model_path = self.filepath
+        s.model = "FILE"
+        return None
 
 
 def _activations(name: str):
@@ -358,6 +406,8 @@ classes = (
     NNVIZ_OT_live_stop,
     NNVIZ_OT_clear_canvas,
     NNVIZ_OT_load_sample,
+    NNVIZ_OT_load_image,
+    NNVIZ_OT_choose_model,
     NNVIZ_OT_inspect,
     NNVIZ_OT_trace,
     NNVIZ_OT_clear_highlight,

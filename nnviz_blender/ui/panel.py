@@ -40,7 +40,9 @@ class NNVIZ_PT_network(_Panel, bpy.types.Panel):
         col.use_property_decorate = False
         col.prop(s, "model")
         if s.model == "FILE":
-            col.prop(s, "model_path", text="File")
+            row = col.row(align=True)
+            row.prop(s, "model_path", text="File")
+            row.operator("nnviz.choose_model", text="", icon="FILEBROWSER")
         col.prop(s, "layout")
         col.prop(s, "node_shape")
         col.prop(s, "edges")
@@ -80,6 +82,7 @@ class NNVIZ_PT_live(_Panel, bpy.types.Panel):
         row.prop(s, "sample")
         row.prop(s, "sample_variant", text="#")
         row.operator("nnviz.load_sample", text="Load", icon="IMAGE_DATA")
+        layout.operator("nnviz.load_image", icon="FILE_IMAGE")
         if live.is_live(name):
             box = layout.box()
             box.label(text="Texture Paint mode on the canvas:", icon="INFO")

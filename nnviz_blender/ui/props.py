@@ -32,7 +32,7 @@ def _shipped(name: str, title: str, what: str) -> tuple[str, str, str]:
 MODELS = [
     _shipped("cnn", "CNN (LeNet-like)", "convolutional network"),
     _shipped("mlp", "MLP", "multilayer perceptron"),
-    ("FILE", "Model File", "A .npz model file in the nnviz format (see models/README.md)"),
+    ("FILE", "Model File", "An ONNX file, or a .npz model file in the nnviz format"),
 ]
 LAYOUTS = [
     ("3d", "3D", "Layers as horizontal planes stacked upward, feature maps side by side"),
@@ -59,7 +59,7 @@ THEMES = [
 class NNVizSettings(bpy.types.PropertyGroup):
     model: EnumProperty(name="Model", items=MODELS, default="cnn")  # type: ignore[valid-type]
     model_path: StringProperty(  # type: ignore[valid-type]
-        name="Model File", subtype="FILE_PATH", description="An nnviz .npz model file"
+        name="Model File", subtype="FILE_PATH", description="An .onnx file or an nnviz .npz model"
     )
     layout: EnumProperty(name="Layout", items=LAYOUTS, default="3d")  # type: ignore[valid-type]
     node_shape: EnumProperty(name="Nodes", items=SHAPES, default="THEME")  # type: ignore[valid-type]
