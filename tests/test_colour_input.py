@@ -1,0 +1,117 @@
+"""A colour model in the real Blender (bpy wheel): an RGB PyTorch net exported to ONNX in the test
+is picked, built and driven by a PNG loaded onto its colour canvas; every node shows what the
+forward pass computes from the preprocessed image, and the input stage is drawn in colour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+pytest.importorskip("onnx")
+pytestmark = [pytest.mark.blender, pytest.mark.torch]
+
+from test_own_model import export_rgb  # noqa: E402
+
+import nnviz_blender  # noqa: E402
+from nnviz_blender import live  # noqa: E402
+from nnviz_blender.core.forward import forward, probabilities, top_k  # noqa: E402
+from nnviz_blender.core.graph import build_graph, node_values  # noqa: E402
+from nnviz_blender.core.modelfile import load_model  # noqa: E402
+from nnviz_blender.core.preprocess import prepare  # noqa: E402
+from nnviz_blender.inputs import read_image  # noqa: E402
+from nnviz_blender.scene import attributes, util  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def addon():
+    nnviz_blender.register()
+    yield
+    nnviz_blender.unregister()
+
+
+@pytest.fixture(autouse=True)
+def clean_file():
+    bpy.ops.wm.read_homefile(use_empty=True)
+    yield
+    live.stop_all()
+
+
+def write_png(path, rgb: np.ndarray) -> None:
+    """An 8-bit RGB PNG of `rgb` (H, W, 3) in [0, 1], top row first, written by Blender."""
+    h, w, _ = rgb.shape
+    image = bpy.data.images.new("png", w, h, alpha=True)
+    px = np.ones((h, w, 4), np.float32)
+    px[..., :3] = rgb[::-1]
+    image.pixels.foreach_set(px.ravel())
+    image.filepath_raw = str(path)
+    image.file_format = "PNG"
+    image.save()
+    bpy.data.images.remove(image)
+
+
+def test_png_drives_an_rgb_onnx_model(tmp_path):
+    onnx_path = tmp_path / "rgb.onnx"
+    export_rgb(onnx_path)
+    assert bpy.ops.nnviz.choose_model(filepath=str(onnx_path)) == {"FINISHED"}
+    s = bpy.context.scene.nnviz
+    assert s.model == "FILE"
+    s.edges = "all"
+    assert bpy.ops.nnviz.build() == {"FINISHED"}
+    name = s.network
+    model = load_model(onnx_path)
+    graph = build_graph(model)
+
+    assert bpy.ops.nnviz.live_start() == {"FINISHED"}
+    canvas = live.canvas_image(name)
+    assert not canvas.is_float  # a colour canvas: 8-bit sRGB, what an image file holds
+
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3)) / 255.0
+    rgb[:4, :4] = (1.0, 0.0, 0.0)  # a red corner
+    png = tmp_path / "photo.png"
+    write_png(png, rgb)
+    image = read_image(str(png))
+    np.testing.assert_allclose(image[..., :3], rgb, atol=1e-6)  # the file's own values
+    assert bpy.ops.nnviz.load_image(filepath=str(png)) == {"FINISHED"}
+
+    x = prepare(model, image)
+    np.testing.assert_allclose(x.transpose(1, 2, 0), rgb, atol=1e-6)
+    acts = forward(model, x)
+    shown = attributes.read(util.find("objects", name, "nodes").data, "act")
+    np.testing.assert_allclose(shown, node_values(graph, acts), rtol=1e-5, atol=1e-5)
+    top = live.prediction(name)
+    want = top_k(probabilities(model, acts[-1]), model.labels)
+    assert [t[0] for t in top] == [t[0] for t in want]
+    np.testing.assert_allclose([t[1] for t in top], [t[1] for t in want], atol=1e-5)
+    assert abs(sum(probabilities(model, acts[-1])) - 1.0) < 1e-5
+
+    # the input stage's material draws each channel in its own colour, from the pixel values
+    mat = util.find("materials", name, "nodes_material")
+    assert "Input Colour" in mat.node_tree.nodes
+    level = attributes.read(util.find("objects", name, "nodes").data, "level")
+    inp = graph.stages[0]
+    np.testing.assert_allclose(
+        level[inp.start : inp.stop], rgb.transpose(2, 0, 1).ravel(), atol=1e-5
+    )
+
+
+def test_digit_models_keep_their_grey_canvas():
+    s = bpy.context.scene.nnviz
+    s.model, s.edges = "mlp", "none"
+    assert bpy.ops.nnviz.build() == {"FINISHED"}
+    assert bpy.ops.nnviz.live_start() == {"FINISHED"}
+    assert live.canvas_image(s.network).is_float
+    mat = util.find("materials", s.network, "nodes_material")
+    assert "Input Colour" not in mat.node_tree.nodes
+
+
+def test_a_file_that_is_not_an_image_is_one_line(tmp_path):
+    s = bpy.context.scene.nnviz
+    s.model, s.edges = "mlp", "none"
+    assert bpy.ops.nnviz.build() == {"FINISHED"}
+    bad = tmp_path / "not.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(RuntimeError, match="cannot read image"):
+        bpy.ops.nnviz.load_image(filepath=str(bad))
+    with pytest.raises(RuntimeError, match="not found"):
+        bpy.ops.nnviz.load_image(filepath=str(tmp_path / "missing.png"))
