@@ -5,6 +5,10 @@
 Core: NumPy forward latency against PyTorch CPU on the same weights.
 Keys (--json): <net>_forward_ms, <net>_prepare_forward_ms (preprocessing of a 280x280 drawing
 included), <net>_torch_ms, <net>_speedup_vs_torch (torch / ours, forward only), for net in mlp, cnn.
+The graph model (models/resnet.onnx when shipped, else the ResNet of scripts/train_mnist.py with
+random weights, exported to ONNX here; the table says which): import_onnx_s (load_model of the
+.onnx file), graph_forward_ms, graph_onnxruntime_ms and forward_vs_onnxruntime (our forward time /
+onnxruntime's, both single-threaded, one input; below 1 means we are faster).
 With bpy installed also the live tick on the CNN with all ~425k edges: live_tick_cnn_ms (the canvas
 changed: read pixels, preprocess, forward, write node values, evaluate the depsgraph and read the
 edges' glow back) and live_idle_tick_ms (nothing changed), and the scene keys of
@@ -60,6 +64,59 @@ def torch_forward(model):
             return net(torch.from_numpy(x)[None])
 
     return run
+
+
+def graph_model_onnx(directory: str) -> tuple[str, str] | None:
+    """(path of the graph model's ONNX file, where it comes from), or None without torch."""
+    shipped = os.path.join(ROOT, "models", "resnet.onnx")
+    if os.path.isfile(shipped):
+        return shipped, "shipped models/resnet.onnx"
+    try:
+        import torch
+    except ImportError:
+        return None
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import train_mnist
+
+    torch.manual_seed(0)
+    path = os.path.join(directory, "resnet.onnx")
+    train_mnist.export_onnx(train_mnist.ResNet().eval(), "resnet", path)
+    return path, "ResNet of scripts/train_mnist.py, random weights (no shipped model yet)"
+
+
+def bench_graph_model(repeat: int) -> tuple[dict[str, float], str]:
+    """ONNX import time and forward time against onnxruntime (one thread) on the graph model."""
+    import tempfile
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {}, "graph model: onnxruntime not installed"
+    with tempfile.TemporaryDirectory() as tmp:
+        found = graph_model_onnx(tmp)
+        if found is None:
+            return {}, "graph model: no models/resnet.onnx and no torch to export one"
+        path, source = found
+        imports = []
+        for _ in range(5):
+            start = time.perf_counter()
+            model = load_model(path)
+            imports.append(time.perf_counter() - start)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    x = prepare(model, np.kron(sample_digit(7) / np.float32(255), np.ones((10, 10), np.float32)))
+    name = session.get_inputs()[0].name
+    ours = best_ms(lambda: forward(model, x), repeat)
+    theirs = best_ms(lambda: session.run(None, {name: x[None]}), repeat)
+    results = {
+        "import_onnx_s": float(np.median(imports)),
+        "graph_forward_ms": ours,
+        "graph_onnxruntime_ms": theirs,
+        "forward_vs_onnxruntime": ours / theirs,
+    }
+    return results, f"graph model: {source}"
 
 
 def has_bpy() -> bool:
@@ -137,6 +194,9 @@ def main(argv=None) -> int:
             results[f"{name}_torch_ms"] = t
             results[f"{name}_speedup_vs_torch"] = t / results[f"{name}_forward_ms"]
 
+    graph_results, graph_note = bench_graph_model(args.repeat)
+    results.update(graph_results)
+
     if not args.core_only and has_bpy():
         results.update(bench_live(args.repeat // 10))
         sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -148,12 +208,13 @@ def main(argv=None) -> int:
     else:
         print(f"{'measure':32s} {'value':>10s}")
         for key, value in results.items():
-            unit = "x" if "speedup" in key else "s" if key.endswith("_s") else "ms"
+            unit = "x" if "speedup" in key or "_vs_" in key else "s" if key.endswith("_s") else "ms"
             print(f"{key:32s} {value:10.3f} {unit}")
         if args.variants:
             import bench_scene
 
             print(bench_scene.describe_variants(results))
+        print(graph_note)
     return 0
 
 
