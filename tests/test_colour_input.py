@@ -95,6 +95,24 @@ def test_png_drives_an_rgb_onnx_model(tmp_path):
     )
 
 
+def test_the_input_colour_undoes_the_models_normalisation(tmp_path):
+    from nnviz_blender.cli import main
+    from nnviz_blender.scene import network
+
+    export_rgb(tmp_path / "rgb.onnx")
+    npz = tmp_path / "rgb.npz"
+    assert main(["convert", str(tmp_path / "rgb.onnx"), "--out", str(npz),
+                 "--mean", "0.5,0.4,0.3", "--std", "0.25,0.2,0.1"]) == 0  # fmt: skip
+    name = network.build_network(load_model(npz), "rgb", edges="none")
+    nodes = util.find("materials", name, "nodes_material").node_tree.nodes
+    undo = sorted(
+        (n.inputs[1].default_value, n.inputs[2].default_value)
+        for n in nodes
+        if n.bl_idname == "ShaderNodeMath" and n.operation == "MULTIPLY_ADD" and n.use_clamp
+    )
+    np.testing.assert_allclose(undo, [(0.1, 0.3), (0.2, 0.4), (0.25, 0.5)], rtol=1e-6)
+
+
 def test_digit_models_keep_their_grey_canvas():
     s = bpy.context.scene.nnviz
     s.model, s.edges = "mlp", "none"

@@ -175,6 +175,13 @@ def _stats(options: dict[str, Any], key: str, channels: int, default: float) -> 
     return np.broadcast_to(np.asarray(values, np.float32), (channels,)).reshape(channels, 1, 1)
 
 
+def input_stats(model_or_shape: Any, channels: int) -> tuple[list[float], list[float]]:
+    """The model's per-channel (mean, std) of its input normalisation ((0, 1) without one)."""
+    options = dict(getattr(model_or_shape, "preprocess", {}) or {})
+    mean, std = _stats(options, "mean", channels, 0.0), _stats(options, "std", channels, 1.0)
+    return [float(v) for v in mean.ravel()], [float(v) for v in std.ravel()]
+
+
 def normalise(model_or_shape: Any, x: np.ndarray) -> np.ndarray:
     """(x - mean) / std per channel, as the model's preprocess says (unchanged without them)."""
     options = dict(getattr(model_or_shape, "preprocess", {}) or {})

@@ -161,13 +161,18 @@ def fill_ramp(ramp_node, stops: list[tuple[float, RGB]]) -> None:
 
 
 def node_material(
-    network: str, theme: Theme, colormap: str | None, output_stage: int, rgb_input: bool = False
+    network: str,
+    theme: Theme,
+    colormap: str | None,
+    output_stage: int,
+    rgb_input: tuple[list[float], list[float]] | None = None,
 ):
     """Emission coloured by the node's value; the predicted output node glows brighter.
 
     Reads the instance attributes `level` / `signed` and `stage` (INSTANCER): the nodes are
     instances made by Geometry Nodes, so per-node values live on the instancer. With `rgb_input`
-    (a colour image model) the input stage shows its pixels in colour instead (`_rgb_input`).
+    (a colour image model's per-channel (mean, std)) the input stage shows its pixels in colour
+    instead (`_rgb_input`).
     """
     cmap = colormap or theme.node_colormap
     if cmap not in COLORMAPS:
@@ -205,8 +210,8 @@ def node_material(
     shade = n(nt, "ShaderNodeMix", -250, 100, data_type="RGBA", blend_type="MULTIPLY")
     compat.factor(shade.inputs).default_value = 1.0
     color = ramp.outputs["Color"]
-    if rgb_input:
-        color = _rgb_input(nt, color)
+    if rgb_input is not None:
+        color = _rgb_input(nt, color, *rgb_input)
     link(nt, color, shade.inputs[6])
     link(nt, lit.outputs["Result"], shade.inputs[7])
 
@@ -236,30 +241,36 @@ def node_material(
     return mat
 
 
-def _rgb_input(nt, ramp_color):
-    """The input stage of a colour model in colour: the nodes of channel c (the `map` attribute:
-    0 red, 1 green, 2 blue) glow in that primary with their `level` (the pixel value, sRGB-encoded,
-    so gamma 2.2 to scene-linear); every other node keeps the colormap's colour."""
+def _rgb_input(nt, ramp_color, mean: list[float], std: list[float]):
+    """The input stage of a colour model in colour: a node of channel c (the `map` attribute:
+    0 red, 1 green, 2 blue) glows in that primary with its pixel value, its raw `act` with the
+    model's normalisation undone (act x std[c] + mean[c], clamped to [0, 1]; sRGB-encoded, so
+    gamma 2.2 to scene-linear); every other node keeps the colormap's colour."""
     n, link = trees.node, trees.link
-    stage = n(nt, "ShaderNodeAttribute", -1100, 500, attribute_type="INSTANCER")
+    stage = n(nt, "ShaderNodeAttribute", -1300, 500, attribute_type="INSTANCER")
     stage.attribute_name = "stage"
-    is_input = n(nt, "ShaderNodeMath", -900, 500, operation="COMPARE")
+    is_input = n(nt, "ShaderNodeMath", -1100, 500, operation="COMPARE")
     link(nt, compat.factor(stage.outputs), is_input.inputs[0])
     is_input.inputs[1].default_value = 0.0
     is_input.inputs[2].default_value = 0.5
-    channel = n(nt, "ShaderNodeAttribute", -1100, 750, attribute_type="INSTANCER")
+    channel = n(nt, "ShaderNodeAttribute", -1300, 750, attribute_type="INSTANCER")
     channel.attribute_name = "map"
-    level = n(nt, "ShaderNodeAttribute", -1100, 950, attribute_type="INSTANCER")
-    level.attribute_name = "level"
+    act = n(nt, "ShaderNodeAttribute", -1300, 1000, attribute_type="INSTANCER")
+    act.attribute_name = "act"
     combine = n(nt, "ShaderNodeCombineColor", -500, 750)
     for c, socket in enumerate(("Red", "Green", "Blue")):
-        pick = n(nt, "ShaderNodeMath", -900, 750 - 80 * c, operation="COMPARE")
+        y = 1000 - 150 * c
+        pixel = n(nt, "ShaderNodeMath", -1100, y, operation="MULTIPLY_ADD", use_clamp=True)
+        link(nt, compat.factor(act.outputs), pixel.inputs[0])
+        pixel.inputs[1].default_value = float(std[c])
+        pixel.inputs[2].default_value = float(mean[c])
+        pick = n(nt, "ShaderNodeMath", -900, y - 60, operation="COMPARE")
         link(nt, compat.factor(channel.outputs), pick.inputs[0])
         pick.inputs[1].default_value = float(c)
         pick.inputs[2].default_value = 0.5
-        value = n(nt, "ShaderNodeMath", -700, 750 - 80 * c, operation="MULTIPLY", use_clamp=True)
+        value = n(nt, "ShaderNodeMath", -700, y, operation="MULTIPLY")
         link(nt, pick.outputs[0], value.inputs[0])
-        link(nt, compat.factor(level.outputs), value.inputs[1])
+        link(nt, pixel.outputs[0], value.inputs[1])
         link(nt, value.outputs[0], combine.inputs[socket])
     gamma = n(nt, "ShaderNodeGamma", -300, 750)
     gamma.name = gamma.label = "Input Colour"

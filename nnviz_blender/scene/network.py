@@ -19,6 +19,7 @@ from ..core import layout as core_layout
 from ..core import values as core_values
 from ..core.forward import forward
 from ..core.modelfile import Model, ModelError
+from ..core.preprocess import input_stats
 from . import edges as scene_edges
 from . import labels as scene_labels
 from . import materials, solid, studio, trees, util
@@ -175,9 +176,8 @@ def build_network(
 
     index = np.concatenate([np.arange(s.size) for s in graph.stages]).astype(np.int32)
     pitch = core_layout.PITCH
-    node_mat = materials.node_material(
-        name, th, colormap, len(graph.stages) - 1, rgb_input=model.channels == 3
-    )
+    rgb = input_stats(model, 3) if model.channels == 3 else None
+    node_mat = materials.node_material(name, th, colormap, len(graph.stages) - 1, rgb_input=rgb)
     tile_rotation = (np.pi / 2, 0.0, 0.0) if layout == "flat" else (0.0, 0.0, 0.0)
     nodes_name = scene_nodes.build(
         name,
