@@ -1,15 +1,18 @@
 """Train the shipped MNIST networks (an MLP, a LeNet-style CNN, a small ResNet) with PyTorch.
 
 Inputs are pixel values in [0, 1] (uint8 / 255), shape (N, 1, 28, 28); the CNN sees the digit
-zero-padded by 2 pixels on each side (32 x 32). The ResNet (batch norm, an identity skip and a
-downsampling skip) is written as people write PyTorch models, an nn.Module with a `forward`, and
-is shipped through ONNX: `--onnx` exports the trained network with `torch.onnx.export`, `--npz`
-then opens that file with the add-on's ONNX import and writes it as a version-2 model file with
-the labels, the drawing preprocessing, the training metadata and the NumPy-measured accuracy.
-Training uses on-the-fly random affine + elastic augmentation (one sampling grid per batch, one
-grid_sample call) unless --no-augment. The test split is only used to report accuracy.
+zero-padded by 2 pixels on each side (32 x 32). Every network ships through ONNX, the path a user's
+own model takes: `--onnx` exports the trained network with `torch.onnx.export` (the MLP and the
+CNN with a softmax appended, so their output layer shows probabilities; the ResNet gives logits),
+`--npz` then opens that file with the add-on's ONNX import and writes it as a model file with the
+labels, the drawing preprocessing, the training metadata and the NumPy-measured accuracy. The
+ResNet (batch norm, an identity skip and a downsampling skip) is written as people write PyTorch
+models, an nn.Module with a `forward`. Training uses on-the-fly random affine + elastic
+augmentation (one sampling grid per batch, one grid_sample call) unless --no-augment. The test
+split is only used to report accuracy.
 
-    python scripts/train_mnist.py --arch mlp --epochs 40 --out scratch/mlp.pt
+    python scripts/train_mnist.py --arch mlp --epochs 40 --out scratch/mlp.pt \
+        --onnx scratch/mlp.onnx --npz models/mlp.npz
     python scripts/train_mnist.py --arch resnet --epochs 8 --no-augment --out scratch/resnet.pt \
         --onnx scratch/resnet.onnx --npz models/resnet.npz
 """
@@ -255,17 +258,21 @@ def save_checkpoint(path: str, model: nn.Module, arch: str, metadata: dict) -> N
 
 
 def export_onnx(model: nn.Module, arch: str, path: str) -> None:
-    """The trained network as one ONNX file (weights inside, symbolic batch), eval mode."""
+    """The trained network as one ONNX file (weights inside, symbolic batch), eval mode; the MLP
+    and the CNN end in a softmax (their output layer shows probabilities, as it always has)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     example = torch.zeros(1, *input_shape(arch))
+    net, output = model.eval(), "logits"
+    if arch in ("mlp", "cnn"):
+        net, output = nn.Sequential(net, nn.Softmax(dim=1)), "probabilities"
     torch.onnx.export(
-        model.eval(),
+        net,
         (example,),
         path,
         dynamo=False,
         input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        output_names=[output],
+        dynamic_axes={"image": {0: "batch"}, output: {0: "batch"}},
     )
 
 
@@ -277,10 +284,16 @@ def onnx_to_model_file(onnx_path: str, out: str, name: str, metadata: dict, data
 
     model = load_model(onnx_path)
     images, labels = mnist.load(data, "test")
-    accuracy = float((predict(model, images / np.float32(255)).argmax(1) == labels).mean())
+    x = to_input(torch.from_numpy(images / np.float32(255)).unsqueeze(1), name).numpy()
+    accuracy = float((predict(model, x).argmax(1) == labels).mean())
     spec = dict(model.spec, name=name, labels=[str(i) for i in range(10)])
     spec["preprocess"] = {"kind": "mnist", "field": 28, "box": 20}
-    spec["metadata"] = {**model.spec["metadata"], **metadata, "test_accuracy": accuracy}
+    spec["metadata"] = {
+        **model.spec["metadata"],
+        "arch": name,
+        **metadata,
+        "test_accuracy": accuracy,
+    }
     arrays = {
         f"layers.{layer.index}.{key}": value
         for layer in model.layers

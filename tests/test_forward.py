@@ -14,7 +14,7 @@ pytestmark = pytest.mark.torch
 
 
 def to_torch(model):
-    """The same network as a torch.nn.Sequential (written independently of export_torch)."""
+    """The same network as a torch.nn.Sequential (the model format read back, to compare)."""
     nn = torch.nn
     mods = []
     for layer in model.layers:

@@ -1,4 +1,5 @@
-"""Training script and PyTorch exporter: loss falls, exports load and match torch layer by layer."""
+"""Training script: loss falls, and the networks ship through ONNX (torch.onnx.export, then the
+add-on's import) into model files that compute what PyTorch computes."""
 
 from __future__ import annotations
 
@@ -15,11 +16,10 @@ from torch import nn  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-import export_torch  # noqa: E402
 import train_mnist  # noqa: E402
 
 from nnviz_blender.core.forward import forward  # noqa: E402
-from nnviz_blender.core.modelfile import load_model, save_model  # noqa: E402
+from nnviz_blender.core.modelfile import load_model  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -49,24 +49,6 @@ def trained_mlp(train_slice) -> nn.Sequential:
     return model
 
 
-def torch_activations(model: nn.Sequential, x: torch.Tensor) -> list[np.ndarray]:
-    """The input and every leaf module's output, plus a softmax if the model lacks one."""
-    acts = [x]
-    with torch.no_grad():
-        for module in export_torch._leaves(model):
-            acts.append(module(acts[-1]))
-        if not isinstance(module, nn.Softmax):
-            acts.append(torch.softmax(acts[-1], dim=1))
-    return [a.numpy() for a in acts]
-
-
-def roundtrip(model: nn.Sequential, shape: tuple[int, ...], path) -> tuple[list, list]:
-    spec, arrays = export_torch.sequential_to_spec(model.eval(), shape, "t", metadata={"k": 1})
-    save_model(path, spec, arrays)
-    x = torch.rand(4, *shape, generator=torch.Generator().manual_seed(1))
-    return forward(load_model(path), x.numpy()), torch_activations(model, x)
-
-
 def test_augment_keeps_shape_and_identity_when_disabled(train_slice):
     x = train_slice[0][:64]
     gen = torch.Generator().manual_seed(0)
@@ -83,15 +65,20 @@ def test_cnn_input_is_padded_to_32():
     assert train_mnist.build_model("cnn")(padded).shape == (2, 10)
 
 
-def test_loss_falls_and_export_matches_torch(trained_mlp, train_slice, tmp_path):
-    path = tmp_path / "mlp.npz"
-    spec, arrays = export_torch.sequential_to_spec(
-        trained_mlp, (1, 28, 28), "mlp", export_torch.MNIST_LABELS, {"seed": 0}
+def test_loss_falls_and_the_onnx_export_matches_torch(trained_mlp, train_slice, tmp_path):
+    onnx_path, path = tmp_path / "mlp.onnx", tmp_path / "mlp.npz"
+    train_mnist.export_onnx(trained_mlp, "mlp", str(onnx_path))
+    accuracy = train_mnist.onnx_to_model_file(
+        str(onnx_path), str(path), "mlp", {"seed": 0}, MNIST_DIR
     )
-    assert [layer["type"] for layer in spec["layers"]][-2:] == ["dense", "softmax"]
-    save_model(path, spec, arrays)
     model = load_model(path)
-    assert model.labels == export_torch.MNIST_LABELS and model.metadata == {"seed": 0}
+    assert [layer.type for layer in model.layers] == [
+        "flatten", "dense", "tanh", "dense", "tanh", "dense", "softmax"
+    ]  # fmt: skip
+    assert model.labels == [str(i) for i in range(10)] and model.name == "mlp"
+    assert model.preprocess == {"kind": "mnist", "field": 28, "box": 20}
+    assert model.metadata["seed"] == 0 and model.metadata["arch"] == "mlp"
+    assert model.metadata["test_accuracy"] == accuracy > 0.5
     x = train_slice[0][:50]
     ours = forward(model, x.numpy())[-1]
     with torch.no_grad():
@@ -99,94 +86,46 @@ def test_loss_falls_and_export_matches_torch(trained_mlp, train_slice, tmp_path)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
-def test_export_checkpoint_cli(trained_mlp, tmp_path):
-    ckpt, out = tmp_path / "mlp.pt", tmp_path / "mlp.npz"
-    train_mnist.save_checkpoint(str(ckpt), trained_mlp, "mlp", {"seed": 0})
-    argv = ["--checkpoint", str(ckpt), "--out", str(out), "--name", "mlp", "--accuracy", "0.5"]
-    assert export_torch.main(argv) == 0
-    model = load_model(out)
-    assert model.name == "mlp" and model.input_shape == (1, 28, 28)
-    assert model.preprocess == {"kind": "mnist", "field": 28, "box": 20}
-    assert model.metadata["test_accuracy"] == 0.5 and model.metadata["arch"] == "mlp"
-
-
-RANDOM_ARCHITECTURES = {
-    "conv-stride-padding-relu": (
-        (3, 17, 15),
-        lambda: nn.Sequential(
-            nn.Conv2d(3, 5, (3, 4), stride=(2, 1), padding=(1, 2)),
-            nn.ReLU(),
-            nn.MaxPool2d(3, stride=2, padding=1),
-            nn.Conv2d(5, 4, 2, bias=False),
-            nn.Flatten(),
-            nn.Linear(4 * 4 * 7, 6),
-            nn.Sigmoid(),
-        ),
-    ),
-    "avgpool-nested-softmax": (
-        (2, 12, 12),
-        lambda: nn.Sequential(
-            nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Tanh()),
-            nn.AvgPool2d(2),
-            nn.AvgPool2d(3, stride=2, padding=1),
-            nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(27, 8, bias=False), nn.ReLU())),
-            nn.Linear(8, 4),
-            nn.Softmax(dim=1),
-        ),
-    ),
-    "flat-mlp": (
-        (20,),
-        lambda: nn.Sequential(nn.Linear(20, 7), nn.Sigmoid(), nn.Linear(7, 3)),
-    ),
-}
-
-
-@pytest.mark.parametrize("name", sorted(RANDOM_ARCHITECTURES))
-def test_random_architectures_round_trip(name, tmp_path):
-    shape, make = RANDOM_ARCHITECTURES[name]
-    torch.manual_seed(0)
-    ours, theirs = roundtrip(make(), shape, tmp_path / f"{name}.npz")
-    assert len(ours) == len(theirs)
-    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5, err_msg=f"activation {i}")
-
-
-@pytest.mark.parametrize(
-    ("module", "message"),
-    [
-        (nn.Conv2d(2, 4, 3, groups=2), "groups=2"),
-        (nn.Conv2d(1, 4, 3, dilation=2), "dilation"),
-        (nn.Conv2d(1, 4, 3, padding="same"), "padding='same'"),
-        (nn.BatchNorm2d(4), "BatchNorm2d is not supported"),
-        (nn.MaxPool2d(2, ceil_mode=True), "ceil_mode"),
-        (nn.AvgPool2d(3, padding=1, count_include_pad=False), "count_include_pad"),
-        (nn.Flatten(0), "Flatten"),
-    ],
-)
-def test_unsupported_modules_are_rejected(module, message):
-    with pytest.raises(export_torch.ExportError, match=message.replace("(", r"\(")):
-        export_torch.sequential_to_spec(nn.Sequential(module), (1, 8, 8), "x")
-
-
-def test_rejection_names_the_module():
-    model = nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(4, 4), nn.Dropout()))
-    with pytest.raises(export_torch.ExportError, match=r"module 2 \(Dropout\)"):
-        export_torch.sequential_to_spec(model, (4,), "x")
-
-
 def test_train_and_export_command_lines(train_slice, tmp_path):
-    ckpt, out = tmp_path / "cnn.pt", tmp_path / "cnn.npz"
+    ckpt, onnx_path, out = tmp_path / "cnn.pt", tmp_path / "cnn.onnx", tmp_path / "cnn.npz"
     threads = torch.get_num_threads()
     try:
         argv = ["--arch", "cnn", "--data", MNIST_DIR, "--steps", "5", "--threads", "1"]
-        assert train_mnist.main([*argv, "--out", str(ckpt)]) == 0
+        argv += ["--out", str(ckpt), "--onnx", str(onnx_path), "--npz", str(out)]
+        assert train_mnist.main(argv) == 0
     finally:
         torch.set_num_threads(threads)
-    argv = ["--checkpoint", str(ckpt), "--out", str(out), "--name", "cnn", "--test-data", MNIST_DIR]
-    assert export_torch.main(argv) == 0
     model = load_model(out)
     assert model.input_shape == (1, 32, 32) and model.metadata["training"]["steps"] == 5
+    assert model.layers[-1].type == "softmax" and model.output_kind == "probabilities"
     assert 0.0 <= model.metadata["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_the_shipped_networks_reproduce_exactly_through_onnx(name, shipped, tmp_path):
+    """Why export_torch.py could go: the shipped files' networks, exported by torch.onnx.export
+    and imported, are the same layers with bit-identical weights and the same drawn graph."""
+    import warnings
+
+    from test_forward import to_torch
+
+    from nnviz_blender.core.graph import build_graph
+
+    model, path = shipped[name], tmp_path / f"{name}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(to_torch(model).eval(), (torch.zeros(1, *model.input_shape),), path)
+    imported = load_model(path)
+    assert [layer.type for layer in imported.layers] == [layer.type for layer in model.layers]
+    for a, b in zip(model.layers, imported.layers, strict=True):
+        for x, y in ((a.weight, b.weight), (a.bias, b.bias)):
+            assert (x is None and y is None) or np.array_equal(x, y)
+    g, h = build_graph(model), build_graph(imported)
+    assert [s.name for s in g.stages] == [s.name for s in h.stages]
+    for key in ("src", "dst", "weight"):
+        np.testing.assert_array_equal(getattr(g, key), getattr(h, key))
+    x = np.random.default_rng(0).random((5, *model.input_shape), dtype=np.float32)
+    np.testing.assert_array_equal(forward(imported, x)[-1], forward(model, x)[-1])
 
 
 @pytest.mark.slow
