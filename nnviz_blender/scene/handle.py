@@ -69,6 +69,7 @@ class Network:
     edge_mode = _Setting("all", key="edges")  # the edge mode it was built with, e.g. "topk:8"
     model = _Setting("")  # path of the model file (live drawing reloads it)
     labels = _Setting([], "json")  # class labels of the output stage
+    output = _Setting("probabilities")  # what the output stage holds (Model.output_kind)
     hidden = _Setting([], "json")  # hidden stage indices (scene.visibility)
     prediction = _Setting([], "json")  # top-3 [label, probability] of the last input (live)
     bake = _Setting(None, "group")  # {keys, frame_start, frame_end, wave} (animation.bake)

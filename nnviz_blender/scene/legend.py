@@ -83,7 +83,28 @@ def layer_sizes(network: str) -> list[str]:
 # --- probability bars -------------------------------------------------------------------------
 
 
-def _bars_tree(network: str):
+def _probability(tree, points, act, output: str):
+    """Class probability from the output node's raw value, whatever the model ends in (as
+    core.forward.probabilities): a softmax output as it is, exp of log-probabilities, the
+    softmax of logits over the bars' points (one per class)."""
+    if output == "log_probabilities":
+        return trees.math(tree, "EXPONENT", act, None, -600, 200, clamp=True)
+    if output != "logits":
+        return trees.math(tree, "MAXIMUM", act, 0.0, -400, 200, clamp=True)
+    n, link = trees.node, trees.link
+
+    def stat(field, output_name, y):
+        node = n(tree, "GeometryNodeAttributeStatistic", -700, y, data_type="FLOAT", domain="POINT")
+        link(tree, points, node.inputs["Geometry"])
+        link(tree, field, node.inputs["Attribute"])
+        return node.outputs[output_name]
+
+    top = stat(act, "Max", 450)
+    shifted = trees.math(tree, "EXPONENT", trees.math(tree, "SUBTRACT", act, top, -550, 350))
+    return trees.math(tree, "DIVIDE", shifted, stat(shifted, "Sum", 550), -400, 200, clamp=True)
+
+
+def _bars_tree(network: str, output: str = "probabilities"):
     tree = trees.new_tree(f"{network} bars", network, "bars_tree")
     trees.add_socket(tree, "Geometry", "NodeSocketGeometry")
     trees.add_socket(tree, "Nodes", "NodeSocketObject")
@@ -96,7 +117,7 @@ def _bars_tree(network: str):
     gin = n(tree, "NodeGroupInput", -1000, 0)
     node = trees.named(tree, "node", "INT", -800, -50)
     act = trees.node_value(tree, gin.outputs["Nodes"], "act", node, -800, 100)
-    prob = trees.math(tree, "MAXIMUM", act, 0.0, -400, 200, clamp=True)
+    prob = _probability(tree, gin.outputs["Geometry"], act, output)
     points = trees.store(tree, gin.outputs["Geometry"], "prob", prob, "FLOAT", "POINT", -200, 0)
 
     cube = n(tree, "GeometryNodeMeshCube", -600, -300)
@@ -188,7 +209,7 @@ def probability_bars(network: str, height: float | None = None) -> list[str]:
     obj = util.tag(bpy.data.objects.new(f"{network} probability bars", mesh), network, "bars")
     fig.objects.link(obj)
     mod = obj.modifiers.new(BARS_MODIFIER, "NODES")
-    mod.node_group = _bars_tree(network)
+    mod.node_group = _bars_tree(network, net.output)
     trees.set_modifier_input(mod, "Nodes", util.find("objects", network, "nodes"))
     trees.set_modifier_input(mod, "Height", float(height))
     trees.set_modifier_input(mod, "Width", float(gap * 0.7))

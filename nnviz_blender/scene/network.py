@@ -173,6 +173,7 @@ def build_network(
     net.edge_mode = str(mode)
     net.model = model.path or ""
     net.labels = list(model.labels)
+    net.output = model.output_kind
 
     index = np.concatenate([np.arange(s.size) for s in graph.stages]).astype(np.int32)
     pitch = core_layout.PITCH

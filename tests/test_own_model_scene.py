@@ -1,6 +1,7 @@
-"""A colour model in the real Blender (bpy wheel): an RGB PyTorch net exported to ONNX in the test
-is picked, built and driven by a PNG loaded onto its colour canvas; every node shows what the
-forward pass computes from the preprocessed image, and the input stage is drawn in colour."""
+"""Own models in the real Blender (bpy wheel): an RGB PyTorch net exported to ONNX in the test is
+picked, built and driven by a PNG loaded onto its colour canvas; every node shows what the forward
+pass computes from the preprocessed image, the input stage is drawn in colour, and the probability
+bars show probabilities whatever the model ends in."""
 
 from __future__ import annotations
 
@@ -133,3 +134,28 @@ def test_a_file_that_is_not_an_image_is_one_line(tmp_path):
         bpy.ops.nnviz.load_image(filepath=str(bad))
     with pytest.raises(RuntimeError, match="not found"):
         bpy.ops.nnviz.load_image(filepath=str(tmp_path / "missing.png"))
+
+
+@pytest.mark.parametrize("ending", ["logits", "log_softmax", "softmax"])
+def test_probability_bars_whatever_the_model_ends_in(tmp_path, ending):
+    from nnviz_blender.scene import legend, network, trees
+
+    path = tmp_path / f"{ending}.onnx"
+    export_rgb(path, ending)
+    model = load_model(path)
+    name = network.build_network(model, "rgb", edges="none")
+    legend.probability_bars(name)
+    x = np.random.default_rng(4).random((3, 16, 16), dtype=np.float32)
+    acts = network.show_input(name, model, x)
+    want = probabilities(model, acts[-1])
+    bars = util.find("objects", name, "bars")
+    height = trees.get_modifier_input(bars.modifiers[legend.BARS_MODIFIER], "Height")
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    found = [
+        (*inst.matrix_world.translation[:2], inst.matrix_world.to_scale().z)
+        for inst in depsgraph.object_instances
+        if inst.is_instance and inst.parent and inst.parent.original == bars
+    ]
+    front = min(y for _, y, _ in found)
+    bar = [z for _, z in sorted((x, z) for x, y, z in found if y == front)]
+    np.testing.assert_allclose(bar, height * want, atol=1e-5)
