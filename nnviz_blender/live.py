@@ -53,6 +53,12 @@ def canvas_image(network: str):
     return util.find("images", network, "canvas_image")
 
 
+def is_colour_canvas(network: str) -> bool:
+    """True when the network's canvas is a colour one (an image model's 8-bit sRGB canvas)."""
+    image = canvas_image(network)
+    return image is not None and not image.is_float
+
+
 def _canvas_mesh(name: str, network: str, half: float):
     corners = [[-half, 0, -half], [half, 0, -half], [half, 0, half], [-half, 0, half]]
     return util.quad_mesh(name, network, "canvas_mesh", corners)

@@ -66,6 +66,15 @@ def test_png_drives_an_rgb_onnx_model(tmp_path):
     assert bpy.ops.nnviz.live_start() == {"FINISHED"}
     canvas = live.canvas_image(name)
     assert not canvas.is_float  # a colour canvas: 8-bit sRGB, what an image file holds
+    assert live.is_colour_canvas(name)
+    from panel_stub import draw_panel
+
+    from nnviz_blender.ui.panel import NNVIZ_PT_live, NNVIZ_PT_network
+
+    assert ("operator", "nnviz.choose_model") in draw_panel(NNVIZ_PT_network, bpy.context)
+    log = draw_panel(NNVIZ_PT_live, bpy.context)
+    assert ("operator", "nnviz.load_image") in log
+    assert ("label", "any brush colour; F sets radius") in log
 
     rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3)) / 255.0
     rgb[:4, :4] = (1.0, 0.0, 0.0)  # a red corner

@@ -86,7 +86,10 @@ class NNVIZ_PT_live(_Panel, bpy.types.Panel):
         if live.is_live(name):
             box = layout.box()
             box.label(text="Texture Paint mode on the canvas:", icon="INFO")
-            box.label(text="white ink; X swaps to black (eraser); F sets radius")
+            if live.is_colour_canvas(name):
+                box.label(text="any brush colour; F sets radius")
+            else:
+                box.label(text="white ink; X swaps to black (eraser); F sets radius")
         top = live.prediction(name)
         if top:
             box = layout.box()
