@@ -12,9 +12,9 @@ bpy = pytest.importorskip("bpy")
 pytest.importorskip("onnx")
 pytestmark = [pytest.mark.blender, pytest.mark.torch]
 
+from test_addon import addon, clean_file  # noqa: E402, F401  (the add-on, a fresh file per test)
 from test_own_model import export_rgb  # noqa: E402
 
-import nnviz_blender  # noqa: E402
 from nnviz_blender import live  # noqa: E402
 from nnviz_blender.core.forward import forward, probabilities, top_k  # noqa: E402
 from nnviz_blender.core.graph import build_graph, node_values  # noqa: E402
@@ -22,20 +22,6 @@ from nnviz_blender.core.modelfile import load_model  # noqa: E402
 from nnviz_blender.core.preprocess import prepare  # noqa: E402
 from nnviz_blender.inputs import read_image  # noqa: E402
 from nnviz_blender.scene import attributes, util  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def addon():
-    nnviz_blender.register()
-    yield
-    nnviz_blender.unregister()
-
-
-@pytest.fixture(autouse=True)
-def clean_file():
-    bpy.ops.wm.read_homefile(use_empty=True)
-    yield
-    live.stop_all()
 
 
 def write_png(path, rgb: np.ndarray) -> None:

@@ -13,6 +13,7 @@ import traceback
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
 
 from .. import live
 from ..animation import bake
@@ -174,50 +175,41 @@ class NNVIZ_OT_load_sample(_Base):
         return f"Sample {digit}: predicted {top[0][0]} ({top[0][1]:.1%})" if top else None
 
 
-class NNVIZ_OT_load_image(_Base):
+class NNVIZ_OT_load_image(ImportHelper, _Base):
     """Put an image file (PNG, JPEG) onto the canvas and show the network's response"""
 
     bl_idname = "nnviz.load_image"
     bl_label = "Load Image..."
     bl_options = {"REGISTER", "UNDO"}
 
-    filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
     filter_glob: StringProperty(  # type: ignore[valid-type]
         default="*.png;*.jpg;*.jpeg", options={"HIDDEN"}
     )
 
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
-
     def run(self, context):
         name = target_network(context)
         live.ensure_canvas(name)
-        live.paint_image(name, read_image(bpy.path.abspath(self.filepath)))
+        path = bpy.path.abspath(self.filepath)  # type: ignore[attr-defined]
+        live.paint_image(name, read_image(path))
         live.refresh(name)
         top = live.prediction(name)
         return f"Image: predicted {top[0][0]} ({top[0][1]:.1%})" if top else None
 
 
-class NNVIZ_OT_choose_model(_Base):
+class NNVIZ_OT_choose_model(ImportHelper, _Base):
     """Choose a model file to build: an ONNX file or an nnviz .npz model"""
 
     bl_idname = "nnviz.choose_model"
     bl_label = "Choose Model File..."
     bl_options = {"REGISTER", "UNDO"}
 
-    filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
     filter_glob: StringProperty(  # type: ignore[valid-type]
         default="*.onnx;*.npz", options={"HIDDEN"}
     )
 
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
-
     def run(self, context):
         s = context.scene.nnviz
-        s.model_path = self.filepath
+        s.model_path = self.filepath  # type: ignore[attr-defined]
         s.model = "FILE"
         return None
 
