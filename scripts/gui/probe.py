@@ -142,6 +142,25 @@ def scan_start(xs: list, y0: int, y1: int, step: int = 5, dwell: float = 0.06) -
     return dict(points=len(points))
 
 
+def scan_stop() -> dict:
+    state = _keep().get("scan") or {}
+    state["points"] = []
+    return dict(stopped=True)
+
+
+def view_filter(curves: bool | None = None) -> dict:
+    """Hide (or show) Curves objects in the 3D viewport (its "Object Types Visibility" filter,
+    a view setting): the sidebar scan runs with the edges hidden, because every scan point
+    costs a redraw and the edges make a redraw take seconds."""
+    _win, area, _main, _ui = _view3d()
+    space = area.spaces.active
+    names = [n for n in dir(space) if n.startswith("show_object_viewport_") and "curve" in n]
+    if curves is not None:
+        for n in names:
+            setattr(space, n, curves)
+    return {n: getattr(space, n) for n in names}
+
+
 def scan_result() -> dict:
     state = _keep().get("scan") or {}
     return dict(

@@ -15,6 +15,14 @@ import numpy as np
 from .session import GuiError, Session
 
 CATEGORY = "NNViz"
+# Where across the sidebar (fraction of its width) a button is easiest to hit: one scan column.
+COLUMN = {
+    "remove": 0.84,
+    "clear_canvas": 0.84,
+    "trace": 0.75,
+    "model": 0.84,
+    "edges": 0.84,
+}
 
 
 class Ui:
@@ -82,18 +90,30 @@ class Ui:
     # --- buttons -------------------------------------------------------------------------------
 
     def scan(self, fracs=(0.35, 0.62, 0.84), step: int = 8) -> list:
-        """Map the sidebar: which button is under each point of a grid (read from Blender)."""
-        ui = self.screen()["ui"]
+        """Map the sidebar: which button is under each point of a grid (read from Blender).
+        Every point costs a sidebar redraw, which waits for a slow viewport: keep grids small."""
+        sc = self.screen()
+        ui = sc["ui"]
         xs = [int(ui["x"] + f * ui["w"]) for f in fracs]
         y0, y1 = ui["y"] + 4, ui["y"] + ui["h"] - 4
-        started = self.s.probe("scan_start", xs=xs, y0=y0, y1=y1, step=step)
-        if "error" in started:
-            raise GuiError(f"scan: {started['error']}")
-        res = self.s.wait(
-            lambda: (lambda r: r if r.get("done") else None)(self.s.probe("scan_result")),
-            300,
-            "the sidebar scan",
-        )
+        # Every point redraws the sidebar and, under it, the viewport: with all edges drawn
+        # that is seconds per point. Scan with the edges filtered out of the view and Solid
+        # shading (view settings, not the add-on's), then put both back.
+        shown = self.s.probe("view_filter", curves=False)
+        self.s.probe("set_shading", kind="SOLID")
+        try:
+            started = self.s.probe("scan_start", xs=xs, y0=y0, y1=y1, step=step)
+            if "error" in started:
+                raise GuiError(f"scan: {started['error']}")
+            res = self.s.wait(
+                lambda: (lambda r: r if r.get("done") else None)(self.s.probe("scan_result")),
+                600,
+                "the sidebar scan",
+            )
+        finally:
+            self.s.probe("scan_stop")
+            self.s.probe("view_filter", curves=all(shown.values()) if shown else True)
+            self.s.probe("set_shading", kind=sc["shading"])
         self.hits = [tuple(h) for h in res["hits"]]
         return self.hits
 
@@ -113,6 +133,9 @@ class Ui:
 
     def locate(self, prefix: str, rescan: bool = False) -> tuple[int, int]:
         pos = None if rescan else self.where(prefix)
+        if pos is None:
+            self.scan(fracs=(COLUMN.get(prefix.split(".")[-1].split("(")[0], 0.35),), step=10)
+            pos = self.where(prefix)
         if pos is None:
             self.scan()
             pos = self.where(prefix)
