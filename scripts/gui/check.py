@@ -332,6 +332,7 @@ def main() -> int:
             c.paint(mlp, ZERO, "0")
             c.compare_values(mlp)
             c.summary["mlp_update"] = s.probe("update_ms", name=mlp)
+            c.measure("mlp_painted")
             c.remove(mlp)
         name = c.build("cnn", "all")
         c.shot("cnn_built")
@@ -341,6 +342,7 @@ def main() -> int:
         c.paint(name, SEVEN, "7")
         c.compare_values(name)
         c.summary["cnn_update"] = s.probe("update_ms", name=name)
+        c.measure("cnn_painted")
         c.inspect_and_trace(name)
         c.record_and_bake(name)
     except Exception as exc:  # a step could not be driven: that is a failure too

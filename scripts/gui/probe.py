@@ -377,9 +377,9 @@ def update_ms(name: str, repeats: int = 5) -> dict:
     return dict(update_ms=round(best * 1000, 2), depsgraph_ms=round(best_dg * 1000, 2))
 
 
-def call(name: str, **kw) -> None:
+def call(probe: str, /, **kw) -> None:
     try:
-        result = globals()[name](**kw)
+        result = globals()[probe](**kw)
     except Exception as exc:  # the driver decides; the message says what went wrong
         import traceback
 
