@@ -233,23 +233,26 @@ class Check:
         )
 
     def open_panel(self, index: int, label: str) -> None:
-        """Ctrl+click a panel header: that panel opens, the others close."""
+        """Open panel `index` (0 Network, 1 Live Drawing, 2 Inspect, 3 Layers, 4 Animation) with
+        the others closed: click the headers of open panels, bottom up, then this one's."""
+        ui = self.ui.screen()["ui"]
+        shot = os.path.join(self.s.out, "gui", "headers.png")
         for attempt in range(4):
-            shot = os.path.join(self.s.out, "gui", "headers.png")
             self.s.shot(shot)
-            ys = self.ui.headers(shot)
-            if len(ys) <= index:
-                raise GuiError(f"found {len(ys)} panel headers, need #{index}")
-            ui = self.ui.screen()["ui"]
-            self.s.move(ui["x"] + ui["w"] // 2, ys[index])
-            time.sleep(1.0)
-            self.s.xdo("keydown", "ctrl", "click", 1, "keyup", "ctrl")
-            time.sleep(2.0)
-            self.ui.scan(fracs=(0.35,), step=10)
-            if self.ui.where(OP + label):
+            panels = self.ui.panels(shot)
+            opened = [k for k, (_y, is_open) in enumerate(panels) if is_open]
+            if opened == [index] and self.ui.where(OP + label):
                 self.s.say(f"panel with {label} open ({attempt} missed)")
-                self.summary["missed_clicks"] += attempt
                 return
+            if len(panels) <= index:
+                raise GuiError(f"found {len(panels)} panel headers, need #{index}")
+            for k in sorted(set(opened) ^ {index}, reverse=True):
+                self.s.move(ui["x"] + ui["w"] // 2, panels[k][0])
+                time.sleep(1.0)
+                self.s.xdo("click", 1)
+                time.sleep(1.5)
+            self.ui.scan(fracs=(0.35,), step=10)
+            self.summary["missed_clicks"] += attempt
         raise GuiError(f"could not open the panel holding {label}")
 
     def inspect_and_trace(self, name: str) -> None:

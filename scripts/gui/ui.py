@@ -203,6 +203,10 @@ class Ui:
 
     def headers(self, shot_png: str) -> list[int]:
         """Screen y of the centre of every panel header in the sidebar, top to bottom."""
+        return [y for y, _open in self.panels(shot_png)]
+
+    def panels(self, shot_png: str) -> list[tuple[int, bool]]:
+        """(header centre y, is open) of every panel in the sidebar, top to bottom."""
         sc = self.screen()
         ui = sc["ui"]
         raw = shot_png + ".rgb"
@@ -223,7 +227,7 @@ class Ui:
                 while end < len(inside) and inside[end]:
                     end += 1
                 if end - y >= 15 * scale:
-                    out.append(ui["y"] + y + round(11 * scale))
+                    out.append((ui["y"] + y + round(11 * scale), end - y > 30 * scale))
                 y = end
             y += 1
         return out
