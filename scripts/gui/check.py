@@ -120,6 +120,7 @@ class Check:
     def measure(self, label: str) -> None:
         """ms per redraw: the whole window (DRAW_WIN_SWAP) and the 3D viewport region alone
         (DRAW_SWAP), each drawn and swapped `iterations` times, Solid then Material Preview."""
+        before = self.ui.screen()["shading"]
         for mode in ("SOLID", "MATERIAL"):
             self.s.probe("set_shading", kind=mode)
             for kind in ("DRAW_WIN_SWAP", "DRAW_SWAP"):
@@ -130,7 +131,7 @@ class Check:
                 self.summary["redraw_ms"][f"{label} {mode} {kind}"] = r["ms"]
                 self.s.say(f"redraw {label} {mode} {kind}: {r['ms']} ms")
             self.shot(f"{label}_{mode.lower()}")
-        self.s.probe("set_shading", kind="SOLID")  # Blender's default, and quick to drive
+        self.s.probe("set_shading", kind=before)  # what the user (or Start) had chosen
 
     def start_live(self, name: str) -> None:
         self.s.probe("set_shading", kind="SOLID")  # the default a user has
@@ -244,9 +245,11 @@ class Check:
             if opened == [index] and self.ui.where(OP + label):
                 self.s.say(f"panel with {label} open ({attempt} missed)")
                 return
-            if len(panels) <= index:
+            # when the header is below the sidebar's end, close what is open and look again
+            toggle = set(opened) ^ {index} if len(panels) > index else set(opened)
+            if not toggle:
                 raise GuiError(f"found {len(panels)} panel headers, need #{index}")
-            for k in sorted(set(opened) ^ {index}, reverse=True):
+            for k in sorted(toggle, reverse=True):
                 self.s.move(ui["x"] + ui["w"] // 2, panels[k][0])
                 time.sleep(1.0)
                 self.s.xdo("click", 1)

@@ -310,6 +310,20 @@ def set_shading(kind: str) -> dict:
     return dict(shading=area.spaces.active.shading.type)
 
 
+def view_all() -> dict:
+    """Measurement set-up: a perspective view framing everything (View > Frame All)."""
+    win, area, main, _ui = _view3d()
+    rv3d = area.spaces.active.region_3d
+    with bpy.context.temp_override(window=win, area=area, region=main):
+        if rv3d.view_perspective == "ORTHO":
+            bpy.ops.view3d.view_persportho()
+        bpy.ops.view3d.view_axis(type="FRONT")
+        bpy.ops.view3d.view_orbit(angle=0.6, type="ORBITUP")
+        bpy.ops.view3d.view_orbit(angle=0.6, type="ORBITLEFT")
+        bpy.ops.view3d.view_all(center=False)
+    return dict(perspective=rv3d.view_perspective, distance=rv3d.view_distance)
+
+
 def redraw(iterations: int = 3, kind: str = "DRAW_WIN_SWAP") -> dict:
     """Time `wm.redraw_timer`: the whole window (DRAW_WIN_SWAP) or the viewport region only
     (DRAW_SWAP), drawn and swapped `iterations` times; ms per redraw."""
