@@ -205,3 +205,13 @@ def test_convert_keeps_a_digit_model_and_its_raw_inputs(tmp_path, shipped):
     assert model.name == "digits" and model.spec["layers"] == shipped["mlp"].spec["layers"]
     x = np.random.default_rng(0).random((1, 28, 28), dtype=np.float32)
     np.testing.assert_array_equal(forward(model, x)[-1], forward(shipped["mlp"], x)[-1])
+
+
+@pytest.mark.torch
+def test_evaluate_refuses_a_colour_model_in_one_line(tmp_path):
+    from conftest import MNIST_DIR
+
+    export_rgb(tmp_path / "rgb.onnx")
+    r = run("evaluate", "--model", str(tmp_path / "rgb.onnx"), "--mnist", MNIST_DIR)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "grey 28x28" in r.stderr and "[3, 16, 16]" in r.stderr

@@ -12,6 +12,7 @@ import numpy as np
 from .errors import NNVizError
 from .forward import predict
 from .modelfile import Model
+from .preprocess import input_stats
 
 FILES = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -97,9 +98,16 @@ def load(directory: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
 
 
 def accuracy(model: Model, images: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy on MNIST-format images (already centred 28x28, fed as the network was trained)."""
-    x = images.astype(np.float32) / 255.0
-    h, w = model.input_shape[1:]
+    """Accuracy on MNIST-format images (already centred 28x28, fed as the network was trained:
+    zero-padded to its input size, normalised as its metadata says)."""
+    shape = model.input_shape
+    if len(shape) != 3 or shape[0] != 1 or min(shape[1:]) < images.shape[1]:
+        raise MnistError(
+            f"MNIST digits are grey 28x28 images; {model.name} takes inputs of shape {list(shape)}"
+        )
+    (mean,), (std,) = input_stats(model, 1)
+    x = (images.astype(np.float32) / np.float32(255.0) - np.float32(mean)) / np.float32(std)
+    h, w = shape[1:]
     pad_y, pad_x = (h - x.shape[1]) // 2, (w - x.shape[2]) // 2
     if pad_y or pad_x:
         x = np.pad(x, ((0, 0), (pad_y, h - x.shape[1] - pad_y), (pad_x, w - x.shape[2] - pad_x)))
