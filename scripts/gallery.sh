@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Render the README gallery with the render command (1920x1080, 64 samples, Cycles on the CPU),
-# then shrink copies for docs/gallery/ (ImageMagick's convert). Full-size renders stay in out/.
+# then shrink copies for docs/gallery/ (with Blender's own image scaling and JPEG writer, so no
+# other tool is needed). Full-size renders stay in out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/venv.sh
@@ -11,7 +12,11 @@ render() {  # name, then render options
     shift
     .venv/bin/python -m nnviz_blender render --resolution 1920x1080 --samples 64 \
         --out "out/gallery/$name.png" "$@"
-    convert "out/gallery/$name.png" -resize 960x540 -quality 88 "docs/gallery/$name.jpg"
+    .venv/bin/python -c 'import sys, bpy
+image = bpy.data.images.load(sys.argv[1])
+image.scale(960, 540)
+image.file_format = "JPEG"
+image.save(filepath=sys.argv[2], quality=88)' "out/gallery/$name.png" "docs/gallery/$name.jpg"
 }
 for model in cnn mlp; do
     for layout in 3d flat; do
