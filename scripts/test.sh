@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: sets up its environments, then lint, type check, pytest
-# on Blender 5.0.1, and the Blender tests on 4.2 LTS and 4.5 LTS (NNVIZ_SKIP_LTS=1 skips those).
+# on Blender 5.0.1, and the Blender tests on 4.2 LTS and 4.5 LTS (NNVIZ_SKIP_LTS=1 skips those) and
+# on 5.1 in a Debian 13 root (NNVIZ_SKIP_BPY51=1 skips it; run as root: scripts/test_bpy51.sh).
 # Extra arguments go to pytest (e.g. -k graph, -m "not slow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,9 @@ if [ -z "${NNVIZ_SKIP_LTS:-}" ]; then
         echo ">> pytest (Blender $(".venv-bpy$v/bin/python" -c 'import bpy; print(bpy.app.version_string)'), -m blender)"
         timeout 900 ".venv-bpy$v/bin/python" -m pytest -m "blender" -p no:cacheprovider "$@"
     done
+fi
+
+# And on Blender 5.1, the newest line (Python 3.13). Building its root fails the run: no silent skip.
+if [ -z "${NNVIZ_SKIP_BPY51:-}" ]; then
+    timeout 1200 bash scripts/test_bpy51.sh "$@"
 fi

@@ -25,12 +25,24 @@ PLATFORM_TAG = {
     "macos-x64": ("macosx", "_universal2"),
 }
 DEPENDENCIES = {"onnx", "protobuf", "ml_dtypes", "typing_extensions"}
+# Each Python line has its own zips (3.11: Blender 4.2 - 5.0; 3.13: Blender 5.1, which dropped
+# Intel Macs). These tests install the running Blender's line, and check it refuses the other one.
+PLATFORMS = {
+    "3.11": {"linux-x64", "windows-x64", "macos-arm64", "macos-x64"},
+    "3.13": {"linux-x64", "windows-x64", "macos-arm64"},
+}
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+OTHER = "3.13" if PYTHON == "3.11" else "3.11"
+
+
+def cp(python: str) -> str:
+    return "cp" + python.replace(".", "")
 
 
 @pytest.fixture(scope="module")
 def zips(tmp_path_factory):
-    """The Python 3.11 zips (Blender 4.2 - 5.0), from the wheel cache when it is ready."""
-    return build_extension.build(str(tmp_path_factory.mktemp("dist")), "3.11", validate=True)
+    """The zips of the running Blender's Python line, from the wheel cache when it is ready."""
+    return build_extension.build(str(tmp_path_factory.mktemp("dist")), PYTHON, validate=True)
 
 
 def zip_manifest(path):
@@ -42,7 +54,7 @@ def zip_manifest(path):
 
 
 def test_one_zip_per_platform_with_its_own_wheels(zips):
-    assert set(zips) == {"linux-x64", "windows-x64", "macos-arm64", "macos-x64"}
+    assert set(zips) == PLATFORMS[PYTHON]
     for platform, path in zips.items():
         names, manifest = zip_manifest(path)
         assert "__init__.py" in names and "core/forward.py" in names
@@ -53,14 +65,14 @@ def test_one_zip_per_platform_with_its_own_wheels(zips):
         assert generated["platforms"] == [platform]
         wheels = sorted(n for n in names if n.endswith(".whl"))
         assert wheels == sorted(w.removeprefix("./") for w in generated["wheels"])
-        # one wheel of each dependency, for this platform and CPython 3.11 (abi3 and pure wheels
+        # one wheel of each dependency, for this platform and this CPython (abi3 and pure wheels
         # included); never numpy, which Blender ships
         tags = [os.path.basename(w)[:-4].split("-") for w in wheels]
         assert sorted(t[0] for t in tags) == sorted(DEPENDENCIES)
         head, tail = PLATFORM_TAG[platform]
         for _dist, _ver, python, abi, plat in tags:
             assert plat == "any" or (plat.startswith(head) and plat.endswith(tail)), plat
-            assert python in ("cp311", "py3") or abi == "abi3", (python, abi)
+            assert python in (cp(PYTHON), "py3") or abi == "abi3", (python, abi)
 
 
 def user_env(home):
@@ -120,14 +132,14 @@ print("ENABLED", enabled)
 """
 
 
-def test_python_313_zips_are_refused_by_python_311_blender(tmp_path):
-    """Blender 5.1's zips carry CPython 3.13 wheels only; a 3.11 Blender says so and enables
-    nothing (the user picked the wrong zip), rather than running without onnx."""
-    zips = build_extension.build(str(tmp_path / "dist"), "3.13", validate=True)
-    assert set(zips) == {"linux-x64", "windows-x64", "macos-arm64"}  # no Intel Mac Blender 5.1
+def test_zips_of_the_other_python_line_are_refused(tmp_path):
+    """A zip carries one Python line's compiled wheels; a Blender of the other line says so and
+    enables nothing (the user picked the wrong zip), rather than running without onnx."""
+    zips = build_extension.build(str(tmp_path / "dist"), OTHER, validate=True)
+    assert set(zips) == PLATFORMS[OTHER]
     names, manifest = zip_manifest(zips["linux-x64"])
     tags = [os.path.basename(n)[:-4].split("-")[2:4] for n in names if n.endswith(".whl")]
-    assert ["cp311", "cp311"] not in tags and ["cp313", "cp313"] in tags
+    assert [cp(PYTHON), cp(PYTHON)] not in tags and [cp(OTHER), cp(OTHER)] in tags
     r = subprocess.run(
         [sys.executable, "-c", REFUSE, zips["linux-x64"]],
         env=user_env(tmp_path),
@@ -136,4 +148,5 @@ def test_python_313_zips_are_refused_by_python_311_blender(tmp_path):
         timeout=300,
     )
     assert "ENABLED False" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "isn't compatible with (3.13)" in r.stdout, r.stdout[-2000:]
+    refusal = f"This Python version ({PYTHON}) isn't compatible with ({OTHER})"
+    assert refusal in r.stdout, r.stdout[-2000:]
