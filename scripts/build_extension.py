@@ -9,7 +9,7 @@ NumPy is Blender's own and is never bundled. Wheels are compiled per platform an
 there is one zip per platform and per Python line:
 
     nnviz_blender-<version>-py311-<platform>.zip   Blender 4.2 - 5.0 (Python 3.11)
-    nnviz_blender-<version>-py313-<platform>.zip   Blender 5.1 and later (Python 3.13)
+    nnviz_blender-<version>-py313-<platform>.zip   Blender 5.1 (Python 3.13)
 
 Blender's installer takes from a zip only the wheels whose platform and Python tags match the
 running Blender, and refuses an extension none of whose wheels names its Python, so a user who
@@ -63,7 +63,7 @@ PIP_PLATFORMS = {
 # The Python of each Blender line, and its platforms (Blender 5.0 dropped Intel Macs).
 TARGETS = {
     "3.11": ("Blender 4.2 - 5.0", ("linux-x64", "windows-x64", "macos-arm64", "macos-x64")),
-    "3.13": ("Blender 5.1 and later", ("linux-x64", "windows-x64", "macos-arm64")),
+    "3.13": ("Blender 5.1", ("linux-x64", "windows-x64", "macos-arm64")),
 }
 DEFAULT_PYTHON = "3.11"  # the wheel list kept in blender_manifest.toml
 

@@ -1,5 +1,6 @@
-"""What differs between the supported Blender versions (4.2 LTS, 4.5 LTS, 5.0): one helper per
-concern, so the rest of the package is written once and never tests a version number.
+"""What differs between the supported Blender versions (4.2 LTS, 4.5 LTS, 5.0, 5.1 - which is
+5.0 here): one helper per concern, so the rest of the package is written once and never tests a
+version number.
 
 - factor sockets: Attribute (output), Color Ramp and Mix Shader name it "Fac" on 4.x and
   "Factor" on 5.0 (identifier "Fac" on all) -> `factor`.
