@@ -4,6 +4,8 @@
 # the few libraries bpy links), in a venv made there from requirements-bpy51.txt. The root has no
 # package index: the wheels are downloaded here for CPython 3.13 and installed inside with --no-index.
 # Run as root:   bash scripts/test_bpy51.sh [pytest args]
+#                bash scripts/test_bpy51.sh --prepare   (root, wheels and venv only; test.sh runs
+#                this in the background while the other lines' tests run)
 #
 # The root is built once per machine in $NNVIZ_PY313_CACHE (default /var/cache/nnviz-py313) from the
 # Debian mirror of this machine's apt sources ($NNVIZ_DEBIAN_MIRROR overrides), the venv again when
@@ -14,6 +16,11 @@
 # or host directory stays bound in the root, and deleting the cache directory is always safe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=run
+if [ "${1:-}" = --prepare ]; then
+    MODE=prepare
+    shift
+fi
 CACHE=${NNVIZ_PY313_CACHE:-/var/cache/nnviz-py313}
 ROOT=$CACHE/root
 REQ=requirements-bpy51.txt
@@ -98,15 +105,16 @@ flock -n 9 || { echo ">> waiting for another Blender 5.1 run on this machine" >&
 build_root
 fetch_wheels
 # The extension tests build zips from the wheel cache in the checkout, which is read-only inside.
-.venv/bin/python -c 'import sys; sys.path.insert(0, "scripts"); import build_extension as b
+[ "$MODE" = prepare ] || .venv/bin/python -c 'import sys; sys.path.insert(0, "scripts")
+import build_extension as b
 for python in b.TARGETS: b.wheels_for(python)' || fail "cannot fill the extension's wheel cache"
 
 mkdir -p "$ROOT/project" "$ROOT/wheels"
 unshare --mount --propagation private /bin/bash -s -- "$ROOT" "$PWD" "$WHEELS" "$VENV" "$STAMP" \
-    "$REQ" "$@" <<'NAMESPACE'
+    "$REQ" "$MODE" "$@" <<'NAMESPACE'
 set -euo pipefail
-root=$1 project=$2 wheels=$3 venv=$4 stamp=$5 req=$6
-shift 6
+root=$1 project=$2 wheels=$3 venv=$4 stamp=$5 req=$6 mode=$7
+shift 7
 mount --bind "$project" "$root/project"
 mount -o remount,bind,ro "$root/project"
 mount --bind "$wheels" "$root/wheels"
@@ -114,10 +122,10 @@ mount -o remount,bind,ro "$root/wheels"
 mount -t proc proc "$root/proc"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 exec chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 \
-    /bin/bash -s -- "$venv" "$stamp" "$req" "$@" <<'ROOT'
+    /bin/bash -s -- "$venv" "$stamp" "$req" "$mode" "$@" <<'ROOT'
 set -euo pipefail
-venv=$1 stamp=$2 req=$3
-shift 3
+venv=$1 stamp=$2 req=$3 mode=$4
+shift 4
 if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then
     echo ">> setting up $venv from $req (no index: the downloaded wheels)" >&2
     rm -rf "$venv"
@@ -125,6 +133,7 @@ if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then
     "$venv/bin/python" -m pip install -q --no-index --find-links /wheels -r "/project/$req" >&2
     echo "$stamp" >"$venv/.stamp"
 fi
+[ "$mode" = run ] || exit 0
 cd /project
 "$venv/bin/python" -c 'import sys, bpy, numpy
 print(">> pytest (Blender", bpy.app.version_string + ", Python", sys.version.split()[0] + ", NumPy",
