@@ -17,7 +17,7 @@ import numpy as np
 from .core.errors import NNVizError
 from .core.forward import forward, probabilities, top_k
 from .core.modelfile import Model, ModelError, load_model
-from .core.preprocess import InputError, fit_image, is_image_input, prepare, to_rgb
+from .core.preprocess import InputError, fit_image, is_blank, is_image_input, prepare, to_rgb
 from .scene import attributes, compat, util
 from .scene import network as scene_network
 from .scene.handle import Network
@@ -188,10 +188,16 @@ def network_model(network: str) -> Model:
 
 
 def show_canvas(network: str, model: Model, pixels: np.ndarray, size: tuple[int, int]) -> list:
-    """Run `model` on canvas pixels (Blender order, RGBA) and show the result on `network`."""
+    """Run `model` on canvas pixels (Blender order, RGBA) and show the result on `network`.
+
+    A canvas without ink shows the idle state instead (see `show_idle`) and returns [].
+    """
     w, h = size
     try:
         x = prepare(model, pixels.reshape(h, w, 4)[::-1])
+        if is_blank(x):
+            show_idle(network)
+            return []
         acts = forward(model, x)
     except (InputError, ModelError) as exc:
         raise LiveError(str(exc)) from None
@@ -199,6 +205,16 @@ def show_canvas(network: str, model: Model, pixels: np.ndarray, size: tuple[int,
     Network(network).prediction = top_k(probabilities(model, acts[-1]), model.labels)
     _inputs[network] = x
     return acts
+
+
+def show_idle(network: str) -> None:
+    """Nothing is drawn: every node shows zero (dark, no output label lit) and there is no
+    prediction. The network's answer to an empty input (its biases alone, e.g. "1" at 100 % for
+    the CNN) would read as a confident guess about a drawing that does not exist."""
+    net = Network(network)
+    scene_network.apply_values(network, np.zeros(len(net.positions()), np.float32))
+    net.prediction = []
+    _inputs.pop(network, None)
 
 
 def current_input(network: str) -> np.ndarray | None:

@@ -92,14 +92,31 @@ def test_idle_tick_changes_nothing():
     assert live._sessions[name].updates == updates
 
 
-def test_clear_gives_the_empty_state():
+def test_empty_canvas_shows_no_answer():
+    """Before any ink the network is idle (every node zero, no output label lit) and the panel
+    says nothing is drawn; ink gives a prediction; Clear returns to the idle state."""
+    from panel_stub import draw_panel
+
+    from nnviz_blender.ui.panel import NNVIZ_PT_live
+
     name = build("cnn", "none")
-    bpy.ops.nnviz.live_start()
+    assert bpy.ops.nnviz.live_start() == {"FINISHED"}
+    assert live.prediction(name) == []
+    for attr in ("act", "level", "signed"):
+        assert not node_attr(name, attr).any(), attr
+    labels = [text for kind, text in draw_panel(NNVIZ_PT_live, bpy.context) if kind == "label"]
+    assert "Nothing drawn: no prediction" in labels
+    assert not any(text.startswith("Prediction") for text in labels)
+    with pytest.raises(RuntimeError, match="Nothing is drawn"):  # nothing to explain yet
+        bpy.ops.nnviz.inspect(source="INDEX")
     live.paint_image(name, sample_digit(5))
     live.tick()
     assert node_attr(name)[:1024].max() > 0.5
+    assert live.prediction(name)[0][0] == "5"
+    assert node_attr(name, "level")[-10:].argmax() == 5  # the "5" label lights up
     assert bpy.ops.nnviz.clear_canvas() == {"FINISHED"}
-    assert not node_attr(name)[:1024].any()
+    assert live.prediction(name) == []
+    assert not node_attr(name).any() and not node_attr(name, "level").any()
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])

@@ -202,6 +202,11 @@ def prepare_image(model_or_shape: Any, image: np.ndarray) -> np.ndarray:
     return normalise(model_or_shape, _unit(x))
 
 
+def is_blank(x: np.ndarray) -> bool:
+    """True for a network input without ink (what `prepare` gives for an empty canvas)."""
+    return not np.any(x)
+
+
 def prepare(model_or_shape: Any, image: np.ndarray, ink: Ink = "auto") -> np.ndarray:
     """A canvas image of any size -> the model's input (float32, shape model.input_shape).
 

@@ -28,6 +28,8 @@ from ..scene import network as scene_network
 from ..scene.handle import Network, NetworkError
 from . import state
 
+NOTHING_DRAWN = "Nothing is drawn: paint a digit on the canvas (or load a sample) first"
+
 
 def target_network(context) -> str:
     """The network the buttons act on: the chosen one, else the only one in the file."""
@@ -221,6 +223,8 @@ def _activations(name: str):
     if x is None:  # nothing shown yet in this session: take what the canvas holds
         live.ensure_canvas(name)
         acts = live.refresh(name)
+        if not acts:
+            raise live.LiveError(NOTHING_DRAWN)
     else:
         acts = forward(model, x)
     return model, state.graph(name, model), acts

@@ -91,8 +91,11 @@ class NNVIZ_PT_live(_Panel, bpy.types.Panel):
             else:
                 box.label(text="white ink; X swaps to black (eraser); F sets radius")
         top = live.prediction(name)
-        if top:
-            box = layout.box()
+        box = layout.box()
+        if not top:
+            box.label(text="Nothing drawn: no prediction", icon="INFO")
+            box.label(text="Paint a digit on the canvas, or Load a sample")
+        else:
             label, p = top[0]
             box.label(text=f"Prediction: {label}  ({p:.1%})", icon="CHECKMARK")
             for label, p in top[1:]:
