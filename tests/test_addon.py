@@ -284,3 +284,53 @@ def test_panels_draw_every_state():
     assert max(patch.image_pixels_float) > 0.5
     layers = [text for kind, text in draw_panel(NNVIZ_PT_layers, ctx) if kind == "operator"]
     assert len(layers) == 8
+
+
+def test_canvas_in_an_image_editor_in_paint_mode():
+    """The pieces of Start's layout change that run without a window (area_split needs one;
+    the real window is checked by the GUI check): which area is split, how an area becomes
+    the canvas editor, and that Start in background mode changes no screen."""
+    from nnviz_blender.ui import canvas_area
+
+    name = build("mlp", "none")
+    screen = bpy.data.screens["Layout"]
+    types = [a.type for a in screen.areas]
+    assert bpy.ops.nnviz.live_start() == {"FINISHED"}
+    assert [a.type for a in screen.areas] == types  # no window: nothing was split
+    assert canvas_area.close(name) is False  # nothing was opened, nothing is closed
+    view = canvas_area.pick_view3d(screen.areas)
+    assert view.type == "VIEW_3D"
+    image = live.canvas_image(name)
+    assert canvas_area.showing(screen.areas, image.name) is None
+    canvas_area.show_canvas_in(view, image)
+    space = view.spaces.active
+    assert (view.type, space.ui_mode, space.image) == ("IMAGE_EDITOR", "PAINT", image)
+    assert canvas_area.showing(screen.areas, image.name) == view
+    # strokes in that editor change the very image the live tick reads
+    paint_stroke(name, slice(40, 216), slice(120, 140))
+    live.tick()
+    assert live.prediction(name)[0][0] == "1"
+
+
+def test_missing_brush_is_said_and_long_lines_wrap():
+    from types import SimpleNamespace
+
+    from panel_stub import draw_panel
+
+    from nnviz_blender.ui.ops import NO_BRUSH, paint_brush
+    from nnviz_blender.ui.panel import NNVIZ_PT_live, line_width, wrap
+
+    build("mlp", "none")
+    bpy.ops.nnviz.live_start()
+    text = " ".join(t for kind, t in draw_panel(NNVIZ_PT_live, bpy.context) if kind == "label")
+    # the bpy 4.2 wheel has its brushes in the file; 4.5 and 5.0 take them from asset
+    # libraries the wheel does not ship: exactly the case of a Blender without brush assets
+    assert (NO_BRUSH in text) == (paint_brush(bpy.context) is None)
+
+    prefs = bpy.context.preferences
+    narrow = SimpleNamespace(region=SimpleNamespace(width=220), preferences=prefs)
+    wide = SimpleNamespace(region=SimpleNamespace(width=600), preferences=prefs)
+    assert 16 <= line_width(narrow) < line_width(wide)
+    lines = wrap(NO_BRUSH, line_width(narrow))
+    assert len(lines) > 3 and all(len(line) <= line_width(narrow) for line in lines)
+    assert " ".join(lines) == NO_BRUSH

@@ -6,7 +6,7 @@ from conftest import CNN_SPEC, MLP_SPEC, random_arrays
 
 from nnviz_blender.core.forward import forward
 from nnviz_blender.core.graph import build_graph
-from nnviz_blender.core.inspect import describe, nearest_node
+from nnviz_blender.core.inspect import describe, nearest_node, place
 from nnviz_blender.core.modelfile import build_model
 
 
@@ -23,6 +23,7 @@ def test_conv_node(cnn):
     node = stage.start + 2 * 100 + 3 * 10 + 4  # map 2, y 3, x 4
     info = describe(model, graph, acts, node)
     assert (info.stage, info.kind, info.map, info.position) == ("conv2", "conv", 2, (2, 3, 4))
+    assert place(info) == "map 2, row 3, column 4"
     assert info.n_inputs == 150 and info.function == "tanh"
     z = float((info.patch * info.kernel).sum()) + info.bias
     assert info.weighted_input == pytest.approx(z, abs=1e-4)
@@ -47,6 +48,11 @@ def test_pool_output_and_input_nodes(cnn):
     assert "softmax" in infos[0].formula
     pixel = describe(model, graph, acts, 33)
     assert pixel.function == "pixel" and pixel.position == (0, 1, 1) and pixel.n_inputs == 0
+    assert place(pixel) == "row 1, column 1"
+    labels = [f"digit {i}" for i in range(10)]
+    assert [place(i, labels) for i in infos[6:8]] == ["class digit 6", "class digit 7"]
+    assert place(infos[7]) == "class 7"  # no labels: the index
+    assert place(describe(model, graph, acts, graph.stage_named("dense1").start + 3)) == ""
 
 
 def test_mlp_hidden_node_uses_its_own_weight_row():

@@ -49,6 +49,19 @@ class NodeInfo:
     is_winner: bool = False
 
 
+def place(info: NodeInfo, labels=()) -> str:
+    """Where a node sits, in words: "map 2, row 3, column 4" in a stack of maps, "row 1, column
+    1" in a single map, "class 7" at the output; "" for any other vector (its index says it)."""
+    if len(info.position) == 3:
+        c, y, x = info.position
+        pixel = f"row {y}, column {x}"
+        return pixel if info.kind == "input" and c == 0 else f"map {c}, {pixel}"
+    if info.kind == "output":
+        label = labels[info.index] if info.index < len(labels) else info.index
+        return f"class {label}"
+    return ""
+
+
 def _position(shape: tuple[int, ...], index: int) -> tuple[int, ...]:
     return tuple(int(v) for v in np.unravel_index(index, shape))
 

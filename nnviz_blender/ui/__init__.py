@@ -7,7 +7,7 @@ from bpy.app.handlers import persistent
 
 from .. import live
 from ..animation import record
-from . import anim_ops, anim_panel, ops, panel, props, state
+from . import anim_ops, anim_panel, canvas_area, ops, panel, props, state
 
 MODULES = (props, ops, panel, anim_ops, anim_panel)
 
@@ -19,6 +19,7 @@ def _on_load_pre(*_args) -> None:
     live.forget_all()
     record.forget_all()
     state.forget()
+    canvas_area.forget()
     from ..scene import network as scene_network
 
     scene_network.forget_cache()

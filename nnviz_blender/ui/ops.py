@@ -26,7 +26,7 @@ from ..inputs import read_image, sample_digit
 from ..scene import highlight, util, visibility
 from ..scene import network as scene_network
 from ..scene.handle import Network, NetworkError
-from . import state
+from . import canvas_area, state
 
 NOTHING_DRAWN = "Nothing is drawn: paint a digit on the canvas (or load a sample) first"
 
@@ -108,13 +108,15 @@ class NNVIZ_OT_remove(_Base):
     def run(self, context):
         name = target_network(context)
         live.stop(name)
+        canvas_area.close(name)
         state.forget(name)
         scene_network.remove_network(name)
         return f"Removed {name}"
 
 
 class NNVIZ_OT_live_start(_Base):
-    """Create the drawing canvas and update the network whenever it changes"""
+    """Open the drawing canvas in an Image Editor beside the 3D viewport and update the network
+    whenever it changes"""
 
     bl_idname = "nnviz.live_start"
     bl_label = "Start Live Drawing"
@@ -123,22 +125,29 @@ class NNVIZ_OT_live_start(_Base):
         name = target_network(context)
         bake.set_enabled(name, False)  # a baked animation would hide the live values
         live.start(name)
-        _brush_setup(context)
+        image = live.canvas_image(name).name
+        opened = ""
         if not bpy.app.background:
             if not bpy.app.timers.is_registered(live_timer):
                 bpy.app.timers.register(live_timer, first_interval=live.TICK_SECONDS)
+            opened = canvas_area.open_beside(context, name, image)
             _enter_paint_mode(context, name)
-        return f"Live: paint on the canvas of {name} (Texture Paint mode)"
+        if not _brush_setup(context, name):
+            self.report({"WARNING"}, NO_BRUSH)
+        where = "in the Image Editor on the left" if opened else "(Texture Paint mode)"
+        return f"Live: paint on the canvas of {name} {where}"
 
 
 class NNVIZ_OT_live_stop(_Base):
-    """Stop updating the network from the canvas"""
+    """Stop updating the network from the canvas and close the Image Editor Start opened"""
 
     bl_idname = "nnviz.live_stop"
     bl_label = "Stop Live Drawing"
 
     def run(self, context):
-        live.stop(target_network(context))
+        name = target_network(context)
+        live.stop(name)
+        canvas_area.close(name)
         return None
 
 
@@ -358,19 +367,42 @@ def _enter_paint_mode(context, name: str) -> None:
         bpy.ops.object.mode_set(mode="TEXTURE_PAINT")
 
 
-def _brush_setup(context) -> None:
-    """White ink, black eraser colour (X swaps), a radius that suits the canvas."""
+NO_BRUSH = (
+    "No paint brush: this Blender has no brush assets (some Linux distribution builds lack "
+    "them), so strokes paint nothing. Use a Blender from blender.org, or Load a sample digit"
+)
+ESSENTIAL_BRUSH = "brushes/essentials_brushes-mesh_texture.blend/Brush/Paint Hard"
+
+
+def paint_brush(context):
+    """The brush Texture Paint and the Image Editor paint with, or None (nothing would paint)."""
+    return context.scene.tool_settings.image_paint.brush
+
+
+def _brush_setup(context, name: str) -> bool:
+    """White ink, black eraser colour (X swaps), a radius that suits the canvas; False when
+    there is no brush to paint with (Blender 4.3+ takes brushes from its essentials asset
+    library, which some builds do not ship; one activation is tried first)."""
+    if paint_brush(context) is None and not bpy.app.background:
+        activate = getattr(bpy.ops.brush, "asset_activate", None)
+        area = canvas_area.showing(context.screen.areas, live.canvas_image(name).name)
+        if activate is not None and area is not None:
+            with (
+                contextlib.suppress(RuntimeError),
+                context.temp_override(area=area, region=canvas_area.window_region(area)),
+            ):
+                activate(asset_library_type="ESSENTIALS", relative_asset_identifier=ESSENTIAL_BRUSH)
     paint = context.scene.tool_settings.image_paint
     settings = getattr(paint, "unified_paint_settings", None) or getattr(
         context.scene.tool_settings, "unified_paint_settings", None
     )
-    if settings is None:
-        return
-    settings.use_unified_color = True
-    settings.color = (1.0, 1.0, 1.0)
-    settings.secondary_color = (0.0, 0.0, 0.0)
-    settings.use_unified_size = True
-    settings.size = live.BRUSH_RADIUS
+    if settings is not None:
+        settings.use_unified_color = True
+        settings.color = (1.0, 1.0, 1.0)
+        settings.secondary_color = (0.0, 0.0, 0.0)
+        settings.use_unified_size = True
+        settings.size = live.BRUSH_RADIUS
+    return paint_brush(context) is not None
 
 
 def live_timer() -> float | None:

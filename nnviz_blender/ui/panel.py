@@ -5,11 +5,12 @@ from __future__ import annotations
 import bpy
 
 from .. import live
+from ..core.inspect import place
 from ..scene import network as scene_network
 from ..scene import visibility
 from ..scene.handle import Network, NetworkError
 from . import state
-from .ops import target_network
+from .ops import NO_BRUSH, paint_brush, target_network
 
 
 def _network(layout, context) -> str | None:
@@ -85,11 +86,15 @@ class NNVIZ_PT_live(_Panel, bpy.types.Panel):
         layout.operator("nnviz.load_image", icon="FILE_IMAGE")
         if live.is_live(name):
             box = layout.box()
-            box.label(text="Texture Paint mode on the canvas:", icon="INFO")
-            if live.is_colour_canvas(name):
-                box.label(text="any brush colour; F sets radius")
+            if paint_brush(context) is None:
+                box.alert = True
+                wrapped(box, context, NO_BRUSH, icon="ERROR")
             else:
-                box.label(text="white ink; X swaps to black (eraser); F sets radius")
+                wrapped(box, context, "Paint in the Image Editor (or on the canvas in 3D)", "INFO")
+                if live.is_colour_canvas(name):
+                    wrapped(box, context, "any brush colour; F sets radius")
+                else:
+                    wrapped(box, context, "white ink; X swaps to black (eraser); F sets radius")
         top = live.prediction(name)
         box = layout.box()
         if not top:
@@ -127,12 +132,12 @@ class NNVIZ_PT_inspect(_Panel, bpy.types.Panel):
         if info is None:
             return
         box = layout.box()
-        head = f"{info.stage} [{info.index}]  position {info.position}"
-        box.label(text=head + ("  max!" if info.is_winner else ""))
+        where = place(info, Network(name).labels)
+        head = f"{info.stage} [{info.index}]" + (f"  {where}" if where else "")
+        wrapped(box, context, head + ("  (the prediction)" if info.is_winner else ""))
         box.label(text=f"weighted input {info.weighted_input:.4f}   output {info.activation:.4f}")
         if s.show_formula:
-            for chunk in _wrap(info.formula, 48):
-                box.label(text=chunk)
+            wrapped(box, context, info.formula)
         for term in info.terms[:6]:
             box.label(
                 text=f"{term.stage}[{term.index}]: w {term.weight:+.3f} × x {term.value:.3f}"
@@ -170,7 +175,21 @@ class NNVIZ_PT_layers(_Panel, bpy.types.Panel):
             op.stage = k
 
 
-def _wrap(text: str, width: int) -> list[str]:
+CHAR_WIDTH = 6.5  # pixels of an average character of the UI font at scale 1
+
+
+def line_width(context, default: int = 48) -> int:
+    """How many characters fit on a line of the sidebar as wide as it is now."""
+    region = getattr(context, "region", None)
+    if region is None or region.width <= 1:
+        return default
+    prefs = context.preferences
+    scale = (prefs.system.ui_scale or prefs.view.ui_scale or 1.0) if prefs else 1.0
+    return max(16, int((region.width - 30) / (CHAR_WIDTH * scale)))
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """Words on lines of at most `width` characters (a longer word gets a line of its own)."""
     out, line = [], ""
     for word in text.split(" "):
         if line and len(line) + 1 + len(word) > width:
@@ -179,6 +198,13 @@ def _wrap(text: str, width: int) -> list[str]:
         else:
             line = f"{line} {word}".strip()
     return [*out, line] if line else out
+
+
+def wrapped(layout, context, text: str, icon: str = "NONE") -> None:
+    """`text` as labels wrapped to the region's width (the first line carries the icon)."""
+    col = layout.column(align=True)
+    for k, chunk in enumerate(wrap(text, line_width(context))):
+        col.label(text=chunk, icon=icon if k == 0 else "NONE")
 
 
 classes = (NNVIZ_PT_network, NNVIZ_PT_live, NNVIZ_PT_inspect, NNVIZ_PT_layers)
