@@ -334,3 +334,25 @@ def test_missing_brush_is_said_and_long_lines_wrap():
     lines = wrap(NO_BRUSH, line_width(narrow))
     assert len(lines) > 3 and all(len(line) <= line_width(narrow) for line in lines)
     assert " ".join(lines) == NO_BRUSH
+
+
+def test_a_second_network_goes_beside_the_first():
+    """CNN then MLP (each with its canvas): their world boxes (edges, labels, canvas) do not
+    overlap; rebuilding a network keeps its place; the panel's network list offers both."""
+    from nnviz_blender.scene import network
+
+    cnn = build("cnn", "topk", 2)
+    bpy.ops.nnviz.live_start()
+    s = bpy.context.scene.nnviz
+    mlp = build("mlp", "topk", 2)
+    s.network = mlp
+    bpy.ops.nnviz.live_start()
+    assert sorted(network.list_networks()) == ["cnn", "mlp"]
+    (lo_a, hi_a), (lo_b, hi_b) = network.bounds(cnn), network.bounds(mlp)
+    overlap = np.minimum(hi_a, hi_b) - np.maximum(lo_a, lo_b)
+    assert overlap.min() < 0, (lo_a, hi_a, lo_b, hi_b)
+    assert hi_a[0] < lo_b[0]  # the MLP to the right of the CNN, canvas included
+    before = attributes.read_positions(util.find("objects", mlp, "nodes").data)
+    build("mlp", "topk", 2)
+    after = attributes.read_positions(util.find("objects", mlp, "nodes").data)
+    np.testing.assert_array_equal(before, after)

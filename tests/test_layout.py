@@ -369,3 +369,13 @@ def test_branches_side_by_side_and_skips_pass_beside(style):
         for k in stage.sources:
             src = g.stages[k]
             assert p[stage.start : stage.stop, 2].min() > p[src.start : src.stop, 2].max()
+
+
+def test_beside_moves_right_of_every_box():
+    from nnviz_blender.core.layout import BESIDE_GAP, beside
+
+    lo = np.array([-2.0, -1.0, 0.0])
+    assert not beside([], lo).any()
+    boxes = [(np.array([-5.0, 0, 0]), np.array([3.0, 1, 1])), (np.zeros(3), np.array([7.5, 2, 2]))]
+    offset = beside(boxes, lo)
+    assert offset[0] + lo[0] == pytest.approx(7.5 + BESIDE_GAP) and not offset[1:].any()

@@ -340,3 +340,15 @@ def output_label_positions(graph: Graph, positions: np.ndarray) -> np.ndarray:
     at = np.array(positions[stage.start : stage.stop], dtype=np.float32)
     at[:, 2] += LABEL_OFFSET
     return at
+
+
+BESIDE_GAP = 4.0  # room left of a network for its canvas (at most 3.6 wide) and stage names
+
+
+def beside(boxes: list[tuple[np.ndarray, np.ndarray]], lo: np.ndarray) -> np.ndarray:
+    """Offset (float32 (3,)) that moves a layout whose node box starts at `lo` to the right of
+    every box (lo, hi) in `boxes`, BESIDE_GAP apart; zero when there is nothing to avoid."""
+    if not boxes:
+        return np.zeros(3, np.float32)
+    right = max(float(hi[0]) for _, hi in boxes)
+    return np.array([right + BESIDE_GAP - float(lo[0]), 0.0, 0.0], np.float32)

@@ -100,6 +100,38 @@ def list_networks() -> list[str]:
     )
 
 
+def bounds(name: str, depsgraph=None) -> tuple[np.ndarray, np.ndarray] | None:
+    """World-space box (lo, hi) around everything a network made (evaluated: edges, labels,
+    canvas included), or None if it has no objects."""
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    net = Network(name)
+    corners = []
+    for obj in net.collection.all_objects:
+        ev = obj.evaluated_get(depsgraph)
+        m = np.array(ev.matrix_world, np.float64)
+        box = np.array([tuple(c) for c in ev.bound_box], np.float64)
+        if np.ptp(box, axis=0).any():  # the nodes' instances are not in their object's box
+            corners.append(box @ m[:3, :3].T + m[:3, 3])
+    if net.find("objects", "nodes") is not None:
+        m = np.array(net.nodes.matrix_world, np.float64)
+        corners.append(net.positions() @ m[:3, :3].T + m[:3, 3])
+    if not corners:
+        return None
+    points = np.concatenate(corners)
+    return points.min(axis=0), points.max(axis=0)
+
+
+def _place(name: str, positions: np.ndarray) -> np.ndarray:
+    """Where a build goes: where the network of the same name was (a rebuild replaces it in
+    place), else to the right of every other network in the file."""
+    lo = positions.min(axis=0)
+    net = Network(name)
+    if net.exists and net.find("objects", "nodes") is not None:
+        return (net.positions().min(axis=0) - lo).astype(np.float32)
+    boxes = [bounds(other) for other in list_networks() if other != name]
+    return core_layout.beside([b for b in boxes if b is not None], lo)
+
+
 def remove_network(name: str) -> bool:
     """Remove everything the network made; True if there was something to remove."""
     _CACHE.pop(name, None)
@@ -124,8 +156,9 @@ def build_network(
 ) -> str:
     """Build `model` as geometry in a collection of its own; returns the collection's name.
 
-    A network with the same name is replaced. Options are checked before anything is created,
-    so a bad request leaves the file untouched.
+    A network with the same name is replaced, in its place; other networks stay, and a new one
+    goes to their right (`core.layout.beside`). Options are checked before anything is
+    created, so a bad request leaves the file untouched.
     """
     if not isinstance(model, Model):
         raise NetworkError("not a model (load it with core.modelfile.load_model first)")
@@ -153,6 +186,7 @@ def build_network(
     except ValueError as exc:
         raise NetworkError(str(exc)) from None
 
+    positions = positions + _place(name, positions)
     remove_network(name)
     if name in bpy.data.collections:  # the user's own collection: never touch it, pick a new name
         name = util.unique_name(bpy.data.collections, name)

@@ -66,7 +66,8 @@ class _Base(bpy.types.Operator):
 
 
 class NNVIZ_OT_build(_Base):
-    """Build the chosen model as geometry (replaces a network of the same name)"""
+    """Build the chosen model as geometry: a network of the same name is replaced in its place,
+    others stay and the new one goes to their right"""
 
     bl_idname = "nnviz.build"
     bl_label = "Build Network"
@@ -78,6 +79,7 @@ class NNVIZ_OT_build(_Base):
         wm.progress_begin(0, 3)
         try:
             model = load_model(s.model_file())
+            others = [n for n in scene_network.list_networks() if n != model.name]
             wm.progress_update(1)
             name = scene_network.build_network(
                 model,
@@ -95,7 +97,8 @@ class NNVIZ_OT_build(_Base):
             state.forget(name)
         finally:
             wm.progress_end()
-        return f"Built {name}: {model.parameter_count:,} weights"
+        beside = f", to the right of {', '.join(others)}" if others else ""
+        return f"Built {name}: {model.parameter_count:,} weights{beside}"
 
 
 class NNVIZ_OT_remove(_Base):
