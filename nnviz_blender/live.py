@@ -44,6 +44,7 @@ _sessions: dict[str, Session] = {}
 _inputs: dict[str, np.ndarray] = {}  # the network input last shown, per network
 _models: dict[str, tuple[float, Model]] = {}  # model file -> (mtime, model)
 _messages: list[str] = []  # why sessions stopped, for the UI to report once
+_updated: list[str] = []  # networks a tick updated since the UI last asked
 
 
 # --- the canvas -----------------------------------------------------------------------------
@@ -271,10 +272,18 @@ def forget_all() -> None:
     """After a file load: nothing of the previous file's sessions may survive."""
     _sessions.clear()
     _inputs.clear()
+    _updated.clear()
 
 
 def is_live(network: str) -> bool:
     return network in _sessions
+
+
+def take_updated() -> list[str]:
+    """The networks ticks have updated (a stroke changed their canvas) since the last call."""
+    out = _updated[:]
+    _updated.clear()
+    return out
 
 
 def take_messages() -> list[str]:
@@ -306,7 +315,8 @@ def tick() -> float | None:
     """The timer body: update every session; stop (with a message) those that cannot go on."""
     for name in list(_sessions):
         try:
-            update(name)
+            if update(name) and name not in _updated:
+                _updated.append(name)
         except (NNVizError, ReferenceError) as exc:
             stop(name, str(exc))
     return TICK_SECONDS if _sessions else None

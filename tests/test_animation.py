@@ -324,21 +324,50 @@ def test_record_captures_strokes_and_bakes_them(cnn, graph):
     assert not record.is_recording(name) and rec.count == 1 + 6 + 1
     assert np.array_equal(rec.inputs[-2], rec.inputs[-1])  # held until Stop
     info = record.bake_recording(name, fps=24, end_hold=1.0)
-    s, kept = sched.timed(rec.times, fps=24, end_hold=1.0)
+    times, inputs = record.trimmed(rec)
+    assert len(inputs) == rec.count - 1  # the hold until Stop is the bake's end hold
+    s, kept = sched.timed(times, fps=24, end_hold=1.0)
     assert info.keys == s.n_keys and (info.frame_start, info.frame_end) == (1, s.frame_end)
     ink = []
     scene = bpy.context.scene
     for j, i in enumerate(kept):
         scene.frame_set(s.key_frame(j))
-        want = node_values(graph, forward(cnn, rec.inputs[i]))
+        if j == 0:  # the empty canvas: the idle state, as live drawing shows it
+            want = np.zeros(graph.node_count, np.float32)
+        else:
+            want = node_values(graph, forward(cnn, inputs[i]))
         got = bake.read_values(name)["act"]
         assert np.array_equal(got, want), j
         ink.append(float(got[: graph.stages[0].size].sum()))
     # the frames follow the strokes: empty canvas first, then a new drawing state at every
     # capture (each exactly the live view of what was on the canvas), the finished 7 last
-    assert ink[0] == 0 and np.all(np.diff(ink[:-1]) != 0) and ink[-1] == ink[-2] > 0
+    assert ink[0] == 0 and np.all(np.diff(ink) != 0) and ink[-1] > 0
     probs = got[graph.stages[-1].start :]
     assert cnn.labels[int(np.argmax(probs))] == "7"
+
+
+def test_bake_trims_idle_time_and_cuts_pauses(cnn, graph):
+    """5 s idle before the first stroke, a 4 s pause, 6 s before Stop: the bake starts the
+    strokes after LEAD s, the pause lasts max_pause s, and the end hold follows the last stroke."""
+    name = network.build_network(cnn, "cnn", edges="none")
+    live.start(name)
+    record.start(name, rate=10, now=0.0)
+    drawing = _seven(4)
+    at = [5.0, 5.25, 9.25, 9.5]  # two strokes, a 4 s pause between them
+    for t, step in zip(at, drawing, strict=True):
+        live.paint_image(name, step)
+        assert record.capture(name, now=t)
+    rec = record.stop(name, now=15.5)
+    assert rec.duration == 15.5
+    times, inputs = record.trimmed(rec, max_pause=1.0)
+    lead = sched.LEAD
+    np.testing.assert_allclose(times, [0, lead, lead + 0.25, lead + 1.25, lead + 1.5])
+    assert len(inputs) == 5
+    info = record.bake_recording(name, fps=24, end_hold=1.0, max_pause=1.0)
+    assert info.frame_end - info.frame_start == round((lead + 1.5) * 24) + 24
+    np.testing.assert_allclose(sched.compact([0, 1, 2], max_pause=0.5, lead=0.1), [0, 0.1, 0.6])
+    with pytest.raises(sched.ScheduleError):
+        sched.compact([0, 1], max_pause=0)
 
 
 def test_recording_is_saved_with_the_file(cnn, tmp_path):
@@ -603,3 +632,31 @@ def test_remove_network_leaves_no_orphan_data(cnn, graph):
     assert len([a for a in bpy.data.actions if a.get(util.TAG) == name]) == 2
     network.remove_network(name)
     assert {k: len(getattr(bpy.data, k)) for k in kinds} == before
+
+
+def test_live_stroke_takes_the_viewport_over_from_the_bake(addon, cnn, graph):
+    """Play Bake in Viewport on while live: the panel says the viewport plays the bake; the
+    next stroke turns it off (renders keep the bake) and the panel says live drawing shows."""
+    from nnviz_blender.ui.ops import live_takes_over
+    from nnviz_blender.ui.panel import NNVIZ_PT_live
+
+    name = network.build_network(cnn, "cnn", edges="none")
+    bpy.context.scene.nnviz.network = name
+    _, kv = digits_values(cnn, graph, [1, 4])
+    bake.bake(name, graph, kv, sched.sequence(2))
+    assert bpy.ops.nnviz.live_start() == {"FINISHED"}
+    assert not bake.shows_in_viewport(name)  # Start shows live values
+    bake.set_enabled(name, True)  # the user ticks Play Bake in Viewport (and Render)
+    text = " ".join(t for kind, t in draw_panel(NNVIZ_PT_live, bpy.context) if kind == "label")
+    assert "The viewport plays the bake" in text
+    live.tick()
+    assert live_takes_over(live.take_updated()) == []  # no stroke: the bake keeps playing
+    live.paint_image(name, _seven(1)[0])
+    live.tick()
+    messages = live_takes_over(live.take_updated())
+    assert len(messages) == 1 and "took over" in messages[0]
+    assert not bake.shows_in_viewport(name)
+    mod = util.find("objects", name, "nodes").modifiers[bake.MODIFIER]
+    assert mod.show_render  # the render still plays the bake
+    text = " ".join(t for kind, t in draw_panel(NNVIZ_PT_live, bpy.context) if kind == "label")
+    assert "The viewport plays the bake" not in text

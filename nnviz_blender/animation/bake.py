@@ -309,6 +309,23 @@ def is_enabled(network: str) -> bool:
     return bool(mod is not None and mod.show_viewport and mod.show_render)
 
 
+def shows_in_viewport(network: str) -> bool:
+    """True when the 3D viewport plays the bake (Play Bake in Viewport), not live values."""
+    obj = util.find("objects", network, "nodes")
+    mod = None if obj is None else obj.modifiers.get(MODIFIER)
+    return bool(mod is not None and mod.show_viewport)
+
+
+def stop_playing_in_viewport(network: str) -> bool:
+    """Let the viewport show live values again (renders keep the bake); True if it played."""
+    if not shows_in_viewport(network):
+        return False
+    obj = util.find("objects", network, "nodes")
+    obj.modifiers[MODIFIER].show_viewport = False
+    obj.update_tag()
+    return True
+
+
 def set_enabled(network: str, enabled: bool) -> bool:
     """Switch the baked animation on or off (off: the nodes show live values again)."""
     obj = util.find("objects", network, "nodes")

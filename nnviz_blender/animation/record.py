@@ -186,16 +186,29 @@ def clear(network: str) -> None:
 # --- bake -------------------------------------------------------------------------------------
 
 
+def trimmed(rec: Recording, max_pause: float = sched.MAX_PAUSE) -> tuple[np.ndarray, list]:
+    """(times, inputs) of a recording as it is baked: the hold until Stop is dropped (the bake's
+    end hold replaces it), the idle time before the first stroke is cut to `sched.LEAD` and
+    every pause to `max_pause` (`sched.compact`)."""
+    inputs = list(rec.inputs)
+    times = list(rec.times)
+    if len(inputs) > 1 and np.array_equal(inputs[-1], inputs[-2]):
+        inputs, times = inputs[:-1], times[:-1]
+    return sched.compact(times, max_pause=max_pause), inputs
+
+
 def bake_recording(
     network: str,
     *,
     fps: float | None = None,
     speed: float = 1.0,
     end_hold: float = 1.5,
+    max_pause: float = sched.MAX_PAUSE,
     wave: float = 0.0,
     scene=None,
 ) -> anim_bake.BakeInfo:
-    """Bake the network's recording: the drawing appears at the speed it was drawn."""
+    """Bake the network's recording: the drawing appears at the speed it was drawn, without
+    the idle time before the first stroke and after the last, pauses cut to `max_pause` s."""
     rec = recording(network)
     if rec is None or not rec.inputs:
         raise RecordError(f"network {network!r} has no recording (Record, draw, then Stop)")
@@ -203,10 +216,11 @@ def bake_recording(
         raise RecordError("stop recording before baking it")
     scene = scene or bpy.context.scene
     fps = fps or scene.render.fps / scene.render.fps_base
-    schedule, kept = sched.timed(rec.times, fps=fps, end_hold=end_hold, speed=speed)
+    times, inputs = trimmed(rec, max_pause)
+    schedule, kept = sched.timed(times, fps=fps, end_hold=end_hold, speed=speed)
     model = live.network_model(network)
     graph = build_graph(model)
-    values = vals.key_values(model, graph, [rec.inputs[i] for i in kept])
+    values = vals.key_values(model, graph, [inputs[i] for i in kept])
     info = anim_bake.bake(network, graph, values, schedule, wave=wave, scene=scene)
     anim_bake.set_enabled(network, True)
     return info

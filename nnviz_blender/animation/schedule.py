@@ -28,6 +28,8 @@ import numpy as np
 from ..core.errors import NNVizError
 
 MAX_WAVE = 0.95
+LEAD = 0.5  # seconds a recording shows its first state before the first stroke
+MAX_PAUSE = 1.0  # seconds: longer pauses in a recording are cut to this by default
 
 
 class ScheduleError(NNVizError, ValueError):
@@ -149,6 +151,25 @@ def timed(
     positions = np.arange(kept.size, dtype=np.float64)
     end = int(frames[-1]) + frames_of(end_hold, fps)
     return Schedule(frames, positions, int(kept.size), start, end), kept
+
+
+def compact(
+    times: np.ndarray | list[float], max_pause: float = MAX_PAUSE, lead: float = LEAD
+) -> np.ndarray:
+    """Capture times with the idle time taken out, starting at 0: the first change comes at most
+    `lead` s after the first capture, and every longer pause between two captures is cut to
+    `max_pause` s. Strokes (captures closer together than that) keep their real pace."""
+    t = np.asarray(times, np.float64).reshape(-1)
+    _check_count(t.size)
+    if not (np.isfinite(max_pause) and max_pause > 0 and np.isfinite(lead) and lead >= 0):
+        raise ScheduleError(f"pauses must be cut to a positive time, not {max_pause}")
+    if not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0):
+        raise ScheduleError("capture times must be finite and in order")
+    gaps = np.diff(t)
+    if gaps.size:
+        gaps[0] = min(gaps[0], lead)
+        gaps[1:] = np.minimum(gaps[1:], max_pause)
+    return np.concatenate([[0.0], np.cumsum(gaps)])
 
 
 def split(position: float, n_keys: int) -> tuple[int, int, float]:

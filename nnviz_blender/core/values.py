@@ -30,6 +30,7 @@ import numpy as np
 from .forward import forward
 from .graph import Graph, node_values
 from .modelfile import Model
+from .preprocess import is_blank
 
 NORMALISE = ("map", "stage", "global")
 
@@ -197,8 +198,14 @@ def show(graph: Graph, acts: list[np.ndarray], per: str = "map") -> Display:
 def key_values(model: Model, graph: Graph, inputs) -> np.ndarray:
     """Node values (K, N) of K network inputs, each run on its own exactly as live drawing runs
     it (a batched forward pass may differ in the last bit: matrix products sum in another order),
-    so a held frame equals the live view of that input bit for bit."""
-    rows = [node_values(graph, forward(model, np.asarray(x, np.float32))) for x in inputs]
+    so a held frame equals the live view of that input bit for bit; an input without ink shows
+    the idle state, all zeros, as live drawing does."""
+    rows = [
+        np.zeros(graph.node_count, np.float32)
+        if is_blank(x)
+        else node_values(graph, forward(model, np.asarray(x, np.float32)))
+        for x in inputs
+    ]
     if not rows:
         raise ValueError("no inputs")
     return np.stack(rows).astype(np.float32)

@@ -22,6 +22,7 @@ from .. import live
 from ..animation import bake as anim_bake
 from ..animation import camera as anim_camera
 from ..animation import output, record, sequence
+from ..animation import schedule as anim_schedule
 from ..core.values import key_values
 from ..scene import legend, studio, util
 from ..scene.handle import Network
@@ -89,6 +90,15 @@ class NNVizAnimSettings(bpy.types.PropertyGroup):
         min=0.05,
         soft_max=8.0,
         description="Playback speed of a recording (2 = twice as fast as it was drawn)",
+    )
+    max_pause: FloatProperty(  # type: ignore[valid-type]
+        name="Max Pause",
+        default=anim_schedule.MAX_PAUSE,
+        min=0.05,
+        soft_max=10.0,
+        unit="TIME_ABSOLUTE",
+        description="Pauses in a recording longer than this are cut to it (the idle time before "
+        "the first stroke and after the last is trimmed)",
     )
     end_hold: FloatProperty(  # type: ignore[valid-type]
         name="End Hold",
@@ -198,6 +208,7 @@ class NNVIZ_OT_bake_sequence(_Base):
                     name,
                     speed=s.speed,
                     end_hold=s.end_hold,
+                    max_pause=s.max_pause,
                     wave=0.7 if s.wave else 0.0,
                     scene=scene,
                 )
@@ -211,10 +222,18 @@ class NNVIZ_OT_bake_sequence(_Base):
             scene.frame_set(info.frame_start)
         finally:
             wm.progress_end()
-        return (
-            f"Baked {info.keys} states on frames {info.frame_start}-{info.frame_end} "
-            f"({info.table_bytes / 1e6:.1f} MB)"
-        )
+        size = f"({info.table_bytes / 1e6:.1f} MB)"
+        if s.source == "RECORDING":
+            rec = record.recording(name)
+            drawn = rec.duration if rec is not None else 0.0
+            baked = (
+                (info.frame_end - info.frame_start + 1) * scene.render.fps_base / scene.render.fps
+            )
+            size = (
+                f"{size}: {drawn:.1f} s drawn -> {baked:.1f} s, idle time trimmed, pauses cut to "
+                f"{s.max_pause:.1f} s"
+            )
+        return f"Baked {info.keys} states on frames {info.frame_start}-{info.frame_end} {size}"
 
 
 class NNVIZ_OT_remove_bake(_Base):

@@ -8,7 +8,7 @@ from .. import live
 from ..animation import bake as anim_bake
 from ..animation import record
 from ..scene import util
-from .panel import _network, _Panel
+from .panel import _network, _Panel, viewport_shows, wrapped
 
 
 class NNVIZ_PT_animation(_Panel, bpy.types.Panel):
@@ -53,7 +53,14 @@ class NNVIZ_PT_animation(_Panel, bpy.types.Panel):
             col.prop(s, "draw")
         else:
             col.prop(s, "speed")
+            col.prop(s, "max_pause")
             col.prop(s, "end_hold")
+            wrapped(
+                box,
+                context,
+                f"Idle time before the first stroke and after the last is trimmed; "
+                f"pauses longer than {s.max_pause:.1f} s are cut to {s.max_pause:.1f} s",
+            )
         col.prop(s, "wave")
         col.prop(s, "camera")
         row = box.row(align=True)
@@ -74,6 +81,7 @@ class NNVIZ_PT_animation(_Panel, bpy.types.Panel):
                 # off: the viewport shows live drawing again; renders keep the bake if on
                 box.prop(mod, "show_viewport", text="Play Bake in Viewport")
                 box.prop(mod, "show_render", text="Render the Bake")
+                wrapped(box, context, viewport_shows(name), icon="HIDE_OFF")
 
         box = layout.box()
         box.label(text="Figure", icon="FONT_DATA")

@@ -408,10 +408,20 @@ def _brush_setup(context, name: str) -> bool:
     return paint_brush(context) is not None
 
 
+def live_takes_over(names: list[str]) -> list[str]:
+    """A stroke on a network whose bake plays in the viewport: live drawing takes the viewport
+    over (Play Bake in Viewport off; renders keep the bake). Messages for the user."""
+    return [
+        f"Live drawing took over the viewport of {name!r} (Play Bake in Viewport is off)"
+        for name in names
+        if bake.stop_playing_in_viewport(name)
+    ]
+
+
 def live_timer() -> float | None:
     """The registered timer (only outside background mode): live.tick plus its reports."""
     interval = live.tick()
-    for message in live.take_messages():
+    for message in [*live_takes_over(live.take_updated()), *live.take_messages()]:
         bpy.ops.nnviz.report("INVOKE_DEFAULT", message=message)  # type: ignore[attr-defined]
     return interval
 

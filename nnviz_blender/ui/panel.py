@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .. import live
+from ..animation import bake as anim_bake
 from ..core.inspect import place
 from ..scene import network as scene_network
 from ..scene import visibility
@@ -95,6 +96,8 @@ class NNVIZ_PT_live(_Panel, bpy.types.Panel):
                     wrapped(box, context, "any brush colour; F sets radius")
                 else:
                     wrapped(box, context, "white ink; X swaps to black (eraser); F sets radius")
+        if live.is_live(name) and anim_bake.shows_in_viewport(name):
+            wrapped(layout.box(), context, viewport_shows(name), icon="HIDE_OFF")
         top = live.prediction(name)
         box = layout.box()
         if not top:
@@ -173,6 +176,14 @@ class NNVIZ_PT_layers(_Panel, bpy.types.Panel):
                 depress=k not in hidden,
             )
             op.stage = k
+
+
+def viewport_shows(name: str) -> str:
+    """Which of the two the 3D viewport shows: the baked animation or the live values."""
+    if anim_bake.shows_in_viewport(name):
+        tail = ": your next stroke switches to live drawing" if live.is_live(name) else ""
+        return f"The viewport plays the bake{tail}"
+    return "The viewport shows live drawing (the last canvas shown), not the bake"
 
 
 CHAR_WIDTH = 6.5  # pixels of an average character of the UI font at scale 1
