@@ -88,6 +88,11 @@ def open_beside(context, network: str, image_name: str) -> str:
     if area is not None:
         show_canvas_in(area, image)
         return "shown"
+    if screen.show_fullscreen:  # a maximised area cannot be split: back to the layout first
+        area = pick_view3d(screen.areas)
+        with context.temp_override(window=window, screen=screen, area=area):
+            bpy.ops.screen.back_to_previous()
+        screen = window.screen
     view = pick_view3d(screen.areas)
     if view is None:
         return ""
