@@ -353,21 +353,30 @@ def _enter_paint_mode(context, name: str) -> None:
     Solid shading shows neither the activation colours nor the glow (they come from
     attribute-driven materials), so 3D viewports in Solid mode switch to Material Preview.
     """
-    screen = getattr(context, "screen", None)
+    window = getattr(context, "window", None)
+    screen = window.screen if window is not None else None  # the split may have changed it
     for area in screen.areas if screen is not None else ():
         if area.type == "VIEW_3D" and area.spaces.active.shading.type == "SOLID":
             area.spaces.active.shading.type = "MATERIAL"
     canvas = util.find("objects", name, "canvas")
     if canvas is None or context.view_layer is None:
         return
-    if context.object is not None and context.object.mode != "OBJECT":
-        bpy.ops.object.mode_set(mode="OBJECT")
-    for obj in context.view_layer.objects.selected:
-        obj.select_set(False)
-    canvas.select_set(True)
-    context.view_layer.objects.active = canvas
-    with contextlib.suppress(RuntimeError):  # no 3D viewport here: the user switches by hand
-        bpy.ops.object.mode_set(mode="TEXTURE_PAINT")
+    view = canvas_area.pick_view3d(screen.areas) if screen is not None else None
+    override = (
+        context.temp_override(window=window, screen=screen, area=view)
+        if view is not None
+        else contextlib.nullcontext()
+    )
+    with override:
+        active = context.view_layer.objects.active
+        if active is not None and active.mode != "OBJECT":
+            bpy.ops.object.mode_set(mode="OBJECT")
+        for obj in context.view_layer.objects.selected:
+            obj.select_set(False)
+        canvas.select_set(True)
+        context.view_layer.objects.active = canvas
+        with contextlib.suppress(RuntimeError):  # no 3D viewport: the user switches by hand
+            bpy.ops.object.mode_set(mode="TEXTURE_PAINT")
 
 
 NO_BRUSH = (
