@@ -103,8 +103,9 @@ def open_beside(context, network: str, image_name: str) -> str:
     new = [a for a in screen.areas if a.as_pointer() not in before]
     if not new:
         return ""
-    # area_split leaves the original area on the left part: swap so the canvas is on the left
-    left = view if view.x <= new[0].x else new[0]
+    # The new area is the left part, SHARE of the width (measured in Blender 4.3): it becomes
+    # the canvas; the original 3D viewport keeps its sidebar (the NNViz tab) on the right.
+    left = new[0]
     show_canvas_in(left, image)
     key = (screen.name, left.as_pointer())
     _opened[network] = key
