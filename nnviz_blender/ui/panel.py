@@ -102,7 +102,7 @@ class NNVIZ_PT_live(_Panel, bpy.types.Panel):
         box = layout.box()
         if not top:
             box.label(text="Nothing drawn: no prediction", icon="INFO")
-            box.label(text="Paint a digit on the canvas, or Load a sample")
+            wrapped(box, context, "Paint a digit on the canvas, or Load a sample")
         else:
             label, p = top[0]
             box.label(text=f"Prediction: {label}  ({p:.1%})", icon="CHECKMARK")
@@ -186,7 +186,7 @@ def viewport_shows(name: str) -> str:
     return "The viewport shows live drawing (the last canvas shown), not the bake"
 
 
-CHAR_WIDTH = 6.5  # pixels of an average character of the UI font at scale 1
+CHAR_WIDTH = 7.0  # pixels of an average character of the UI font at scale 1
 
 
 def line_width(context, default: int = 48) -> int:
