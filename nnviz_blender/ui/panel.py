@@ -88,14 +88,12 @@ class NNVIZ_PT_live(_Panel, bpy.types.Panel):
         if live.is_live(name):
             box = layout.box()
             if paint_brush(context) is None:
-                box.alert = True
-                wrapped(box, context, NO_BRUSH, icon="ERROR")
+                wrapped(box, context, NO_BRUSH, icon="ERROR", alert=True)
+            wrapped(box, context, "Paint in the Image Editor (or on the canvas in 3D)", "INFO")
+            if live.is_colour_canvas(name):
+                wrapped(box, context, "any brush colour; F sets radius")
             else:
-                wrapped(box, context, "Paint in the Image Editor (or on the canvas in 3D)", "INFO")
-                if live.is_colour_canvas(name):
-                    wrapped(box, context, "any brush colour; F sets radius")
-                else:
-                    wrapped(box, context, "white ink; X swaps to black (eraser); F sets radius")
+                wrapped(box, context, "white ink; X swaps to black (eraser); F sets radius")
         if live.is_live(name) and anim_bake.shows_in_viewport(name):
             wrapped(layout.box(), context, viewport_shows(name), icon="HIDE_OFF")
         top = live.prediction(name)
@@ -211,9 +209,10 @@ def wrap(text: str, width: int) -> list[str]:
     return [*out, line] if line else out
 
 
-def wrapped(layout, context, text: str, icon: str = "NONE") -> None:
+def wrapped(layout, context, text: str, icon: str = "NONE", alert: bool = False) -> None:
     """`text` as labels wrapped to the region's width (the first line carries the icon)."""
     col = layout.column(align=True)
+    col.alert = alert
     for k, chunk in enumerate(wrap(text, line_width(context))):
         col.label(text=chunk, icon=icon if k == 0 else "NONE")
 
