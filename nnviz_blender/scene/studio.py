@@ -9,6 +9,7 @@ fits any network without tweaking.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
@@ -64,10 +65,29 @@ def _basis(direction: Vector, up_hint: Vector) -> tuple[Vector, Vector, Vector]:
     return right, up, back
 
 
-def frame(
-    camera_obj, points: np.ndarray, preset: str, style: str, aspect: float, margin: float = 1.06
-) -> None:
-    """Place and aim `camera_obj` so every point is inside the frame (with a small margin)."""
+@dataclass(frozen=True)
+class Pose:
+    """Where a view of some points stands: the point it looks at, its rotation (x right, y up,
+    z back: it looks along -z), its distance from the target and, for orthographic views, the
+    width it shows."""
+
+    target: Vector
+    rotation: Matrix
+    distance: float
+    ortho_scale: float | None
+
+
+def pose(
+    points: np.ndarray,
+    preset: str,
+    style: str,
+    aspect: float,
+    lens: float = LENS,
+    sensor: float = 36.0,
+    margin: float = 1.06,
+) -> Pose:
+    """The view of `preset` that shows every point (with a small margin) in a frame of `aspect`
+    (width / height), through a lens of `lens` mm on a `sensor` mm wide sensor."""
     d, up_hint, ortho = _view(preset, style)
     right, up, back = _basis(d, up_hint)
     lo, hi = points.min(axis=0), points.max(axis=0)
@@ -76,36 +96,46 @@ def frame(
     x = rel @ np.array(right)
     y = rel @ np.array(up)
     z = rel @ np.array(back)
-    cam = camera_obj.data
-    cam.sensor_fit = "AUTO"
     # Centre the projected box (for perspective, the centre of the x/y extents is close enough).
     shift = right * float((x.max() + x.min()) / 2) + up * float((y.max() + y.min()) / 2)
     target += shift
     x -= (x.max() + x.min()) / 2
     y -= (y.max() + y.min()) / 2
+    rotation = Matrix((right[:], up[:], back[:])).transposed()
     if ortho:
-        cam.type = "ORTHO"
         width, height = float(np.ptp(x)), float(np.ptp(y))
-        cam.ortho_scale = (
+        scale = (
             max(width, height * aspect) * margin
             if aspect >= 1
             else max(width / aspect, height) * margin
         )
-        distance = float(z.max()) + 10.0
+        return Pose(target, rotation, float(z.max()) + 10.0, scale)
+    half = math.atan(sensor / (2 * lens))  # along the longer image side
+    tan_x = math.tan(half) if aspect >= 1 else math.tan(half) * aspect
+    tan_y = tan_x / aspect
+    need_x = np.abs(x) * margin / tan_x + z
+    need_y = np.abs(y) * margin / tan_y + z
+    return Pose(target, rotation, float(max(need_x.max(), need_y.max())), None)
+
+
+def frame(
+    camera_obj, points: np.ndarray, preset: str, style: str, aspect: float, margin: float = 1.06
+) -> None:
+    """Place and aim `camera_obj` so every point is inside the frame (with a small margin)."""
+    cam = camera_obj.data
+    cam.sensor_fit = "AUTO"
+    view = pose(points, preset, style, aspect, LENS, cam.sensor_width, margin)
+    if view.ortho_scale is not None:
+        cam.type = "ORTHO"
+        cam.ortho_scale = view.ortho_scale
     else:
         cam.type = "PERSP"
         cam.lens = LENS
-        half = math.atan(cam.sensor_width / (2 * cam.lens))  # along the longer image side
-        tan_x = math.tan(half) if aspect >= 1 else math.tan(half) * aspect
-        tan_y = tan_x / aspect
-        need_x = np.abs(x) * margin / tan_x + z
-        need_y = np.abs(y) * margin / tan_y + z
-        distance = float(max(need_x.max(), need_y.max()))
-    camera_obj.location = target + back * distance
-    # camera axes: x = right, y = up, z = back (it looks along -z)
-    camera_obj.rotation_euler = Matrix((right[:], up[:], back[:])).transposed().to_euler()
-    cam.clip_start = max(0.01, distance * 0.01)
-    cam.clip_end = distance * 4 + 100.0
+    back = view.rotation.col[2].to_3d()
+    camera_obj.location = view.target + back * view.distance
+    camera_obj.rotation_euler = view.rotation.to_euler()
+    cam.clip_start = max(0.01, view.distance * 0.01)
+    cam.clip_end = view.distance * 4 + 100.0
 
 
 def camera(network: str, collection, points, preset: str, style: str, aspect: float):
