@@ -252,12 +252,14 @@ def start(network: str) -> Session:
     n = image.size[0] * image.size[1] * 4
     session = Session(network, model, np.empty(n, np.float32), np.full(n, -1.0, np.float32))
     _sessions[network] = session
+    scene_network.set_painting(network, True)
     update(network)
     return session
 
 
 def stop(network: str, reason: str | None = None) -> bool:
     session = _sessions.pop(network, None)
+    scene_network.set_painting(network, False)
     if session is not None and reason:
         _messages.append(f"Live drawing on {network!r} stopped: {reason}")
     return session is not None

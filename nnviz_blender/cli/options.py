@@ -14,9 +14,9 @@ import numpy as np
 from ..core.errors import NNVizError
 from ..core.modelfile import Model
 from ..core.preprocess import prepare
+from ..core.values import DEFAULT_FADE
 from ..inputs import load_inputs, load_raw
 
-DEFAULT_FADE = 0.12  # edges below this share of full strength do not show (and are not traced)
 MODEL_HELP = "mlp, cnn or a path to a model file (.npz or .onnx)"
 RAW_HELP = (
     "a .npy of exact network inputs, one (C, H, W) or a stack (N, C, H, W) of the model's "

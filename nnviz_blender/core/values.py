@@ -33,6 +33,9 @@ from .modelfile import Model
 from .preprocess import is_blank
 
 NORMALISE = ("map", "stage", "global")
+# Edges whose |glow| is below this share of full strength do not show: deleted before a render,
+# faded in above it by the edge material (scene.network.set_edge_fade), and not traced.
+DEFAULT_FADE = 0.12
 
 
 @dataclass(frozen=True, eq=False)

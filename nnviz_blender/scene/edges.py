@@ -28,6 +28,8 @@ def build_tree(network: str):
     trees.add_socket(tree, "Nodes", "NodeSocketObject")
     trees.add_socket(tree, "Threshold", "NodeSocketFloat", default=0.0, min_value=0.0)
     trees.add_socket(tree, "Hide Layers", "NodeSocketBool", default=False)
+    trees.add_socket(tree, "Painting", "NodeSocketBool", default=False)
+    trees.add_socket(tree, "Painting Threshold", "NodeSocketFloat", default=0.0, min_value=0.0)
     trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
 
     n, link = trees.node, trees.link
@@ -42,6 +44,18 @@ def build_tree(network: str):
     stored = trees.store(
         tree, gin.outputs["Geometry"], "glow", glow_value, "FLOAT", "CURVE", -150, 0
     )
+    # Viewports draw hair curves at their evaluated points, and a Catmull-Rom curve (the type
+    # of new hair curves) has `resolution` (12) of them per segment: poly curves, the same
+    # straight lines, draw 12x fewer, and Delete Geometry keeps them 25x faster. Renders keep
+    # the data as built (Cycles interpolates control points itself).
+    viewport = n(tree, "GeometryNodeIsViewport", -150, 300)
+    poly = n(tree, "GeometryNodeCurveSplineType", 0, 150, spline_type="POLY")
+    link(tree, stored, poly.inputs["Curve"])
+    drawn = n(tree, "GeometryNodeSwitch", 150, 0, input_type="GEOMETRY")
+    link(tree, viewport.outputs[0], drawn.inputs["Switch"])
+    link(tree, stored, drawn.inputs["False"])
+    link(tree, poly.outputs["Curve"], drawn.inputs["True"])
+    stored = drawn.outputs[0]
 
     glow = trees.named(tree, "glow", "FLOAT", -150, -250)
     absolute = trees.math(tree, "ABSOLUTE", glow, None, 0, -250)
@@ -64,9 +78,56 @@ def build_tree(network: str):
     link(tree, active.outputs[0], switch.inputs["Switch"])
     link(tree, stored, switch.inputs["False"])
     link(tree, delete.outputs["Geometry"], switch.inputs["True"])
-    gout = n(tree, "NodeGroupOutput", 700, 0)
-    link(tree, switch.outputs[0], gout.inputs["Geometry"])
+    light = _painting_branch(tree, gin, stored, glow, hidden)
+    # Painting (set by live drawing) and drawn by a viewport: the light version. A render
+    # (Is Viewport is false in the render depsgraph) always gets the full one.
+    painting = n(tree, "FunctionNodeBooleanMath", 650, 450, operation="AND")
+    link(tree, viewport.outputs[0], painting.inputs[0])
+    link(tree, gin.outputs["Painting"], painting.inputs[1])
+    pick = n(tree, "GeometryNodeSwitch", 800, 0, input_type="GEOMETRY")
+    link(tree, painting.outputs[0], pick.inputs["Switch"])
+    link(tree, switch.outputs[0], pick.inputs["False"])
+    link(tree, light, pick.inputs["True"])
+    gout = n(tree, "NodeGroupOutput", 1000, 0)
+    link(tree, pick.outputs[0], gout.inputs["Geometry"])
     return tree
+
+
+def _painting_branch(tree, gin, stored, glow, hidden):
+    """The viewport's edges while strokes come in: only those that show clearly (|glow| at or
+    above Painting Threshold, see painting_threshold), each one straight segment (the split for
+    Cycles, see build, is of no use to a rasteriser). Values are the full version's, unchanged.
+    """
+    n, link = trees.node, trees.link
+    absolute = trees.math(tree, "ABSOLUTE", glow, None, 0, 700)
+    level = trees.math(
+        tree, "MAXIMUM", gin.outputs["Threshold"], gin.outputs["Painting Threshold"], 0, 850
+    )
+    weak = trees.math(tree, "LESS_THAN", absolute, level, 150, 750)
+    drop = n(tree, "FunctionNodeBooleanMath", 300, 750, operation="OR")
+    link(tree, weak, drop.inputs[0])
+    link(tree, hidden, drop.inputs[1])
+    strong = n(tree, "GeometryNodeDeleteGeometry", 450, 650, domain="CURVE")
+    link(tree, stored, strong.inputs["Geometry"])
+    link(tree, drop.outputs[0], strong.inputs["Selection"])
+    ends = n(tree, "GeometryNodeCurveEndpointSelection", 450, 850)
+    ends.inputs["Start Size"].default_value = 1
+    ends.inputs["End Size"].default_value = 1
+    inner = n(tree, "FunctionNodeBooleanMath", 600, 850, operation="NOT")
+    link(tree, ends.outputs[0], inner.inputs[0])
+    straight = n(tree, "GeometryNodeDeleteGeometry", 600, 650, domain="POINT")
+    link(tree, strong.outputs["Geometry"], straight.inputs["Geometry"])
+    link(tree, inner.outputs[0], straight.inputs["Selection"])
+    return straight.outputs["Geometry"]
+
+
+PAINTING_AMOUNT = 0.05  # while painting, the viewport skips edges that show less than this
+
+
+def painting_threshold(strength: float, fade: float) -> float:
+    """The |glow| at which an edge shows PAINTING_AMOUNT of its colour in the edge material:
+    amount = (|glow| x strength - fade) / (1 - fade)  (materials.edge_material)."""
+    return (fade + PAINTING_AMOUNT * (1.0 - fade)) / max(strength, 1e-6)
 
 
 def stage_gain(weight: np.ndarray, dst_stage: np.ndarray, n_stages: int) -> np.ndarray:

@@ -377,6 +377,13 @@ def set_edge_look(mat, strength: float | None = None, fade: float | None = None,
         nodes["Layered"].outputs[0].default_value = 1.0 if layered else 0.0
 
 
+def edge_look(mat) -> tuple[float, float]:
+    """(strength, fade) of an edges material made by edge_material."""
+    nodes = mat.node_tree.nodes
+    strength = nodes["Edge Strength"].inputs[1].default_value
+    return float(strength), float(nodes["Edge Fade"].inputs["From Min"].default_value)
+
+
 def _blended(mat) -> None:
     """EEVEE: sort and blend the transparent strands instead of dithering them."""
     if hasattr(mat, "surface_render_method"):  # 4.2+

@@ -237,7 +237,6 @@ def build_network(
         if pick is not None:
             src, dst, weight, gain = src[pick], dst[pick], weight[pick], gain[pick]
         edge_mat = materials.edge_material(name, th)
-        materials.set_edge_look(edge_mat, fade=mode.threshold)
         scene_edges.build(
             name,
             edges_coll,
@@ -253,6 +252,7 @@ def build_network(
             behind=(0.6 * pitch, 4.0 * pitch) if layout == "flat" else None,
         )
         solid.add_to_edges(name, th)
+        set_edge_fade(name, mode.threshold)
 
     scene_labels.build(
         name,
@@ -279,6 +279,28 @@ def set_edge_fade(name: str, fade: float, strength: float | None = None) -> None
     mat = util.find("materials", name, "edges_material")
     if mat is not None:
         materials.set_edge_look(mat, strength=strength, fade=fade)
+        if mod is not None and _has_input(mod, "Painting Threshold"):
+            level = scene_edges.painting_threshold(*materials.edge_look(mat))
+            trees.set_modifier_input(mod, "Painting Threshold", level)
+
+
+def _has_input(mod, socket: str) -> bool:
+    """False for a network built by an older version (its tree lacks the input)."""
+    try:
+        trees.socket_identifier(mod.node_group, socket)
+    except KeyError:
+        return False
+    return True
+
+
+def set_painting(name: str, on: bool) -> None:
+    """While the user paints, viewports draw a light version of the edges: only those that show
+    clearly, one segment each (edges.build_tree); renders always draw the full one."""
+    mod = Network(name).modifier("edges", scene_edges.MODIFIER)
+    if mod is None or not _has_input(mod, "Painting"):
+        return
+    if bool(trees.get_modifier_input(mod, "Painting")) != bool(on):
+        trees.set_modifier_input(mod, "Painting", bool(on))
 
 
 # --- update -----------------------------------------------------------------------------------

@@ -221,6 +221,14 @@ def key_light(network: str, collection, target: Vector, size: float):
 # --- render settings --------------------------------------------------------------------------
 
 
+def colour_management(scene) -> None:
+    """Colours exactly as the colormaps say (renders and the live viewport alike)."""
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    scene.view_settings.exposure = 0.0
+    scene.view_settings.gamma = 1.0
+
+
 def configure_render(
     scene,
     engine: str = "cycles",
@@ -236,10 +244,7 @@ def configure_render(
     scene.render.film_transparent = transparent
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGBA" if transparent else "RGB"
-    scene.view_settings.view_transform = "Standard"
-    scene.view_settings.look = "None"
-    scene.view_settings.exposure = 0.0
-    scene.view_settings.gamma = 1.0
+    colour_management(scene)
     if engine == "cycles":
         c = scene.cycles
         c.device = "CPU"

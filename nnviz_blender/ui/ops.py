@@ -23,7 +23,7 @@ from ..core.graph import incoming, node_values, trace
 from ..core.inspect import describe, nearest_node
 from ..core.modelfile import load_model
 from ..inputs import read_image, sample_digit
-from ..scene import highlight, util, visibility
+from ..scene import highlight, util, viewport, visibility
 from ..scene import network as scene_network
 from ..scene.handle import Network, NetworkError
 from . import canvas_area, state
@@ -350,14 +350,11 @@ def _highlight(name: str, graph, edges: np.ndarray, values: np.ndarray) -> None:
 def _enter_paint_mode(context, name: str) -> None:
     """Make the canvas the active object and switch to Texture Paint: ready to draw.
 
-    Solid shading shows neither the activation colours nor the glow (they come from
-    attribute-driven materials), so 3D viewports in Solid mode switch to Material Preview.
+    The 3D viewports show the network as renders do (scene.viewport).
     """
     window = getattr(context, "window", None)
     screen = window.screen if window is not None else None  # the split may have changed it
-    for area in screen.areas if screen is not None else ():
-        if area.type == "VIEW_3D" and area.spaces.active.shading.type == "SOLID":
-            area.spaces.active.shading.type = "MATERIAL"
+    viewport.show_like_render(name, context.scene, screen)
     canvas = util.find("objects", name, "canvas")
     if canvas is None or context.view_layer is None:
         return

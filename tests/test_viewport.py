@@ -1,0 +1,148 @@
+"""The live viewport (bpy wheel): a light version of the edges while painting, the full one in
+renders, and the render's look (world, colour management, fade) in the viewport."""
+
+import numpy as np
+import pytest
+from blender_scripts.render_probe import render_sizes
+from conftest import CNN_SPEC, MLP_SPEC, random_arrays
+
+bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+
+from nnviz_blender import live  # noqa: E402
+from nnviz_blender.core import graph as core_graph  # noqa: E402
+from nnviz_blender.core.forward import forward  # noqa: E402
+from nnviz_blender.core.modelfile import build_model, load_model  # noqa: E402
+from nnviz_blender.core.values import DEFAULT_FADE  # noqa: E402
+from nnviz_blender.paths import shipped_model  # noqa: E402
+from nnviz_blender.scene import (  # noqa: E402
+    attributes,
+    edges,
+    materials,
+    network,
+    trees,
+    util,
+    viewport,
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_file():
+    bpy.ops.wm.read_homefile(use_empty=True)
+    network.forget_cache()
+    yield
+    live.stop_all()
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return build_model(CNN_SPEC, random_arrays(CNN_SPEC))
+
+
+def digit(model, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = model.input_shape
+    return (rng.random(shape) * (rng.random(shape) > 0.6)).astype(np.float32)
+
+
+def edges_name(name):
+    return util.find("objects", name, "edges").name
+
+
+def viewport_edges(name):
+    obj = util.find("objects", name, "edges")
+    return obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+
+
+def glow_expected(model, name, acts):
+    graph = core_graph.build_graph(model)
+    gain = edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))
+    values = core_graph.node_values(graph, acts)
+    return graph.weight * values[graph.src] * gain
+
+
+@pytest.mark.parametrize("fade", [0.0, DEFAULT_FADE])
+def test_painting_draws_the_strong_edges_as_single_segments(cnn, fade):
+    name = network.build_network(cnn, "cnn", edges="all")
+    network.set_edge_fade(name, fade)
+    data = util.find("objects", name, "edges").data
+    full_curves, full_points = len(data.curves), len(data.points)
+    assert full_points > 2 * full_curves  # long edges are split for Cycles
+    acts = forward(cnn, digit(cnn))
+    network.apply_activations(name, cnn, acts)
+    before = viewport_edges(name)
+    shown = (len(before.curves), len(before.points))
+
+    network.set_painting(name, True)
+    for seed in (0, 1):
+        acts = forward(cnn, digit(cnn, seed))
+        network.apply_activations(name, cnn, acts)
+        light = viewport_edges(name)
+        curves, points = len(light.curves), len(light.points)
+        assert 0 < curves < shown[0] and points == 2 * curves  # one straight segment each
+        src = attributes.read(light, "src")
+        dst = attributes.read(light, "dst")
+        glow = attributes.read(light, "glow")
+        expected = glow_expected(cnn, name, acts)
+        graph = core_graph.build_graph(cnn)
+        # the kept edges are exactly those at or above the painting threshold, values unchanged
+        strength, fade_now = materials.edge_look(util.find("materials", name, "edges_material"))
+        level = max(edges.painting_threshold(strength, fade_now), fade_now)
+        keep = np.abs(expected) >= level
+        assert curves == int(keep.sum())
+        np.testing.assert_array_equal(src, graph.src[keep])
+        np.testing.assert_array_equal(dst, graph.dst[keep])
+        np.testing.assert_allclose(glow, expected[keep], rtol=1e-5, atol=1e-6)
+        # the segment runs from the source node to the destination node
+        pos = network.Network(name).positions()
+        ends = attributes.read_positions(light).reshape(-1, 2, 3)
+        np.testing.assert_allclose(ends[:, 0], pos[src], atol=1e-5)
+        np.testing.assert_allclose(ends[:, 1], pos[dst], atol=1e-5)
+
+    network.set_painting(name, False)
+    network.apply_activations(name, cnn, forward(cnn, digit(cnn)))
+    after = viewport_edges(name)
+    assert (len(after.curves), len(after.points)) == shown  # the full version is back
+
+
+def test_renders_draw_the_full_edges_while_painting(cnn):
+    name = network.build_network(cnn, "cnn", edges="all")
+    network.set_edge_fade(name, DEFAULT_FADE)
+    network.apply_activations(name, cnn, forward(cnn, digit(cnn)))
+    obj = edges_name(name)
+    idle = render_sizes(bpy.context.scene, [obj])[obj]
+    idle_viewport = viewport_edges(name)
+    assert idle == (len(idle_viewport.curves), len(idle_viewport.points))
+    network.set_painting(name, True)
+    painting_viewport = viewport_edges(name)
+    assert len(painting_viewport.points) * 5 < idle[1]
+    assert render_sizes(bpy.context.scene, [obj])[obj] == idle
+
+
+def test_live_drawing_switches_the_light_version_on_and_off():
+    model = load_model(shipped_model("mlp"))
+    name = network.build_network(model, "mlp", edges="all")
+    mod = network.Network(name).modifier("edges", edges.MODIFIER)
+    live.start(name)
+    assert trees.get_modifier_input(mod, "Painting")
+    live.stop(name)
+    assert not trees.get_modifier_input(mod, "Painting")
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_the_viewport_shows_the_render_look(theme):
+    model = build_model(MLP_SPEC, random_arrays(MLP_SPEC))
+    name = network.build_network(model, "mlp", edges="all", theme=theme)
+    scene = bpy.context.scene
+    viewport.show_like_render(name, scene)
+    assert scene.world.get(util.TAG) == name
+    assert scene.view_settings.view_transform == "Standard"
+    mat = util.find("materials", name, "edges_material")
+    assert materials.edge_look(mat)[1] == pytest.approx(DEFAULT_FADE)
+    assert mat.surface_render_method == "BLENDED"
+    shading = scene.display.shading  # a View3DShading, as a 3D viewport's is
+    shading.type = "SOLID"
+    viewport.use_scene_look(shading)
+    assert shading.type == "MATERIAL"
+    assert shading.use_scene_world and shading.use_scene_lights
+    assert shading.use_scene_world_render and shading.use_scene_lights_render
