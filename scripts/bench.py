@@ -14,6 +14,11 @@ changed: read pixels, preprocess, forward, write node values, evaluate the depsg
 edges' glow back) and live_idle_tick_ms (nothing changed), and the scene keys of
 scripts/bench_scene.py: build_cnn_all_s, update_cnn_ms, naive_update_cnn_ms, update_speedup,
 render_1080p_s (a 1920x1080, 64-sample Cycles render of the CNN with all edges).
+Edge points of the CNN (all edges, sample 7, the render's edge fade), read from the evaluated
+depsgraphs: edges_points_built (the data), render_points (what a render evaluates: the render
+depsgraph), viewport_points_idle / viewport_points_painting (the viewport depsgraph, not painting /
+painting), points_ratio_render_painting (render / painting), and painting_update_ms /
+idle_update_ms (node write + viewport depsgraph evaluation, painting / not).
 """
 
 from __future__ import annotations
@@ -170,6 +175,47 @@ def bench_live(repeat: int) -> dict[str, float]:
     }
 
 
+def bench_points(repeat: int) -> dict[str, float]:
+    """How many edge points the viewport evaluates while painting, against a render."""
+    import bpy
+
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from blender_scripts.render_probe import render_sizes
+
+    from nnviz_blender.core.values import DEFAULT_FADE
+    from nnviz_blender.scene import network, util
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    model = load_model(os.path.join(ROOT, "models", "cnn.npz"))
+    name = network.build_network(model, "cnn", edges="all")
+    network.set_edge_fade(name, DEFAULT_FADE)
+    inputs = [prepare(model, sample_digit(d)) for d in range(10)]
+    network.show_input(name, model, inputs[7])
+    obj = util.find("objects", name, "edges")
+
+    def viewport_points() -> int:
+        return len(obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data.points)
+
+    state = {"i": 0}
+
+    def update():
+        state["i"] += 1
+        network.show_input(name, model, inputs[state["i"] % 10])
+        viewport_points()
+
+    out = {"edges_points_built": float(len(obj.data.points))}
+    out["render_points"] = float(render_sizes(bpy.context.scene, [obj.name])[obj.name][1])
+    out["viewport_points_idle"] = float(viewport_points())
+    out["idle_update_ms"] = best_ms(update, repeat)
+    network.set_painting(name, True)
+    network.show_input(name, model, inputs[7])
+    out["viewport_points_painting"] = float(viewport_points())
+    out["painting_update_ms"] = best_ms(update, repeat)
+    network.set_painting(name, False)
+    out["points_ratio_render_painting"] = out["render_points"] / out["viewport_points_painting"]
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", action="store_true")
@@ -199,6 +245,7 @@ def main(argv=None) -> int:
 
     if not args.core_only and has_bpy():
         results.update(bench_live(args.repeat // 10))
+        results.update(bench_points(max(3, args.repeat // 30)))
         sys.path.insert(0, os.path.join(ROOT, "scripts"))
         import bench_scene
 
@@ -208,7 +255,15 @@ def main(argv=None) -> int:
     else:
         print(f"{'measure':32s} {'value':>10s}")
         for key, value in results.items():
-            unit = "x" if "speedup" in key or "_vs_" in key else "s" if key.endswith("_s") else "ms"
+            unit = (
+                "x"
+                if "speedup" in key or "_vs_" in key or "ratio" in key
+                else "s"
+                if key.endswith("_s")
+                else "ms"
+                if key.endswith("_ms")
+                else ""
+            )
             print(f"{key:32s} {value:10.3f} {unit}")
         if args.variants:
             import bench_scene
