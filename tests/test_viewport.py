@@ -146,3 +146,35 @@ def test_the_viewport_shows_the_render_look(theme):
     assert shading.type == "MATERIAL"
     assert shading.use_scene_world and shading.use_scene_lights
     assert shading.use_scene_world_render and shading.use_scene_lights_render
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_solid_viewports_colour_nodes_by_material(theme):
+    """In a viewport each node instances the palette copy of the node material for its colour
+    bin (what Solid shows); the copies keep the node material's shader (Material Preview)."""
+    model = build_model(MLP_SPEC, random_arrays(MLP_SPEC))
+    name = network.build_network(model, "mlp", edges="none", theme=theme)
+    network.apply_activations(name, model, forward(model, digit(model)))
+    nodes = util.find("objects", name, "nodes")
+    level = attributes.read(nodes.data, "level")
+    pos = network.Network(name).positions()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    found = []
+    for inst in depsgraph.object_instances:
+        if inst.is_instance and inst.parent is not None and inst.parent.original == nodes:
+            mat = inst.object.data.materials[-1]
+            found.append((np.array(inst.matrix_world.translation), mat.original))
+    assert len(found) == len(pos)
+    k = materials.PALETTE_SIZE
+    node_mat = util.find("materials", name, "nodes_material")
+    colors = set()
+    for where, mat in found:
+        i = int(np.argmin(np.linalg.norm(pos - where, axis=1)))
+        b = min(k - 1, int(level[i] * (k - 1e-3)))
+        assert mat == util.find("materials", name, f"nodes_material_{b}")
+        colors.add(tuple(mat.diffuse_color))
+    assert len(colors) > 3  # the colours really differ
+    copy = util.find("materials", name, "nodes_material_0")
+    assert [n.bl_idname for n in copy.node_tree.nodes] == [
+        n.bl_idname for n in node_mat.node_tree.nodes
+    ]

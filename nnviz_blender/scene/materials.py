@@ -363,6 +363,8 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
     out = n(nt, "ShaderNodeOutputMaterial", 400, 0)
     link(nt, pick.outputs[0], out.inputs["Surface"])
     _blended(mat)
+    # Solid viewports: a faint strand of the positive colour (Workbench blends by this alpha)
+    mat.diffuse_color = linear(theme.edge_colors[1], 0.2)
     return mat
 
 

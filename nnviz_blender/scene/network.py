@@ -228,6 +228,7 @@ def build_network(
     )
 
     solid.add_to_nodes(name, th, colormap)
+    solid.add_viewport_colors(name, th, colormap)
 
     if mode.kind != "none":
         pick = core_graph.select_edges(graph, "topk", mode.k) if mode.kind == "topk" else None

@@ -76,6 +76,51 @@ def add_to_nodes(name: str, theme: materials.Theme, colormap: str | None) -> Non
     add_solid_colors(util.find("node_groups", name, "nodes_tree"), branch)
 
 
+def add_viewport_colors(name: str, theme: materials.Theme, colormap: str | None) -> None:
+    """Node colours in Solid viewports, at no cost per update: in viewports every node picks
+    one of PALETTE_SIZE instances of its shape by the bin of its colour value, each carrying a
+    copy of the node material whose viewport colour (what Solid shows) is the colormap at
+    that bin. Material Preview draws the copies' shader, the node material's own; renders
+    (Is Viewport false) instance the one shape as before.
+    """
+    tree = util.find("node_groups", name, "nodes_tree")
+    node_mat = util.find("materials", name, "nodes_material")
+    cmap = colormap or theme.node_colormap
+    signed = theme.node_value == "signed" or cmap.startswith("diverging")
+    stops = materials.COLORMAPS[cmap]
+    k = materials.PALETTE_SIZE
+    inst = next(n for n in tree.nodes if n.bl_idname == "GeometryNodeInstanceOnPoints")
+    shaped = inst.inputs["Instance"].links[0].from_socket  # the shape with the node material
+    shape = shaped.node.inputs["Geometry"].links[0].from_socket
+    n, link = trees.node, trees.link
+    group = n(tree, "GeometryNodeGeometryToInstance", -100, -600)
+    for i in range(k):
+        setm = n(tree, "GeometryNodeSetMaterial", -300, -600 - 60 * i)
+        link(tree, shape, setm.inputs["Geometry"])
+        link(tree, setm.outputs["Geometry"], group.inputs["Geometry"])
+    # instance i is the i-th link of the multi-input, in the order the socket lists them
+    for i, incoming in enumerate(group.inputs["Geometry"].links):
+        mat = node_mat.copy()
+        mat.name = f"{node_mat.name} {i:02d}"
+        util.tag(mat, name, f"nodes_material_{i}")
+        mat.diffuse_color = materials.linear(materials.sample_colormap(stops, (i + 0.5) / k))
+        incoming.from_node.inputs["Material"].default_value = mat
+    viewport = n(tree, "GeometryNodeIsViewport", -100, -450)
+    pick = n(tree, "GeometryNodeSwitch", 0, -300, input_type="GEOMETRY")
+    link(tree, viewport.outputs[0], pick.inputs["Switch"])
+    link(tree, shaped, pick.inputs["False"])
+    link(tree, group.outputs[0], pick.inputs["True"])
+    link(tree, pick.outputs[0], inst.inputs["Instance"])
+    link(tree, viewport.outputs[0], inst.inputs["Pick Instance"])
+    value = trees.named(tree, "signed" if signed else "level", "FLOAT", -300, -1400)
+    scale = n(tree, "ShaderNodeMapRange", -100, -1400, clamp=True)
+    link(tree, value, scale.inputs["Value"])
+    scale.inputs["From Min"].default_value = -1.0 if signed else 0.0
+    scale.inputs["To Max"].default_value = k - 1e-3
+    bin_ = trees.math(tree, "FLOOR", scale.outputs["Result"], None, 50, -1400)
+    link(tree, bin_, inst.inputs["Instance Index"])
+
+
 def add_to_edges(name: str, theme: materials.Theme) -> None:
     """Solid colours for the edges: a material per bin of their glow."""
     pal = materials.edge_palette(name, theme)

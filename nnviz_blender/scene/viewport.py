@@ -33,6 +33,7 @@ def use_scene_look(shading) -> None:
     """Material Preview and Rendered with the scene's world and lights, not the studio HDRI."""
     if shading.type == "SOLID":
         shading.type = "MATERIAL"
+    shading.background_type = "WORLD"  # Solid: the theme's background colour (world.color)
     shading.use_scene_world = True
     shading.use_scene_lights = True
     shading.use_scene_world_render = True
