@@ -11,6 +11,12 @@ version number.
   compositor's own Math / MixRGB nodes and Set Alpha's `mode` on 4.x; a node group in
   `scene.compositing_node_group` with an Image output, shader Math / Mix nodes and Set Alpha's
   "Type" input on 5.0 -> `new_compositor`, `compositor_math`, `compositor_mix`, ...
+
+Checked and the same on all three (so no helper): EEVEE's blended transparency
+(`Material.surface_render_method = 'BLENDED'`, `use_transparency_overlap`; `blend_method` is
+the pre-4.2 API), the viewport's `View3DShading.use_scene_world` / `use_scene_lights` (and their
+`_render` twins) and `color_type` items, the Is Viewport node, and the multi-input order of
+Geometry to Instance (read back from the socket's links, never assumed).
 """
 
 from __future__ import annotations
