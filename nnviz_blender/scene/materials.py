@@ -63,6 +63,7 @@ DIVERGING_DARK: list[tuple[float, RGB]] = [
 ]
 
 EDGE_ALPHA_AOV = "edge_alpha"
+BLEND_STRENGTH = 0.3  # edges blended in the shader (viewport, EEVEE): see edge_material
 
 COLORMAPS = {
     "original": ORIGINAL,
@@ -324,18 +325,25 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
     color.inputs[6].default_value = linear(theme.edge_colors[0])
     color.inputs[7].default_value = linear(theme.edge_colors[1])
 
-    # variant 0: blend in the shader
+    # variant 0: blend in the shader. Rasterised strands (EEVEE, the viewport) are a full pixel
+    # wide and every one that overlaps a pixel adds up, where a layered render sees the nearest
+    # strand per ray at its sub-pixel width: Blend Strength brings the sum back to the render's
+    # level (measured by eye in the GUI check's screenshots).
+    blend_amount = n(nt, "ShaderNodeMath", -350, 50, operation="MULTIPLY")
+    blend_amount.name = blend_amount.label = "Blend Strength"
+    link(nt, amount, blend_amount.inputs[0])
+    blend_amount.inputs[1].default_value = BLEND_STRENGTH
     emit = n(nt, "ShaderNodeEmission", -200, 250)
     link(nt, color.outputs[2], emit.inputs["Color"])
     clear = n(nt, "ShaderNodeBsdfTransparent", -200, 50)
     if theme.edge_blend == "add":
-        link(nt, amount, emit.inputs["Strength"])
+        link(nt, blend_amount.outputs[0], emit.inputs["Strength"])
         blend = n(nt, "ShaderNodeAddShader", 0, 150)
         link(nt, clear.outputs[0], blend.inputs[0])
         link(nt, emit.outputs[0], blend.inputs[1])
     else:
         blend = n(nt, "ShaderNodeMixShader", 0, 150)
-        link(nt, amount, compat.factor(blend.inputs))
+        link(nt, blend_amount.outputs[0], compat.factor(blend.inputs))
         link(nt, clear.outputs[0], blend.inputs[1])
         link(nt, emit.outputs[0], blend.inputs[2])
 
@@ -364,7 +372,7 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
     link(nt, pick.outputs[0], out.inputs["Surface"])
     _blended(mat)
     # Solid viewports: a faint strand of the positive colour (Workbench blends by this alpha)
-    mat.diffuse_color = linear(theme.edge_colors[1], 0.2)
+    mat.diffuse_color = linear(theme.edge_colors[1], 0.06)
     return mat
 
 
