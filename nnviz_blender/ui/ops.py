@@ -93,6 +93,7 @@ class NNVIZ_OT_build(_Base):
             )
             wm.progress_update(2)
             live.stop(name)
+            canvas_area.close(name)  # the rebuilt network has a new canvas: Start opens it
             s.network = name
             state.forget(name)
         finally:
