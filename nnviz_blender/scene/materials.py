@@ -63,7 +63,7 @@ DIVERGING_DARK: list[tuple[float, RGB]] = [
 ]
 
 EDGE_ALPHA_AOV = "edge_alpha"
-BLEND_STRENGTH = 0.3  # edges blended in the shader (viewport, EEVEE): see edge_material
+BLEND_STRENGTH = 0.08  # edges blended in the shader (viewport, EEVEE): see edge_material
 
 COLORMAPS = {
     "original": ORIGINAL,
