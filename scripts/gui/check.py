@@ -297,17 +297,22 @@ class Check:
         self.press("remove(", lambda: name not in self.state().get("networks", []), 120, "remove")
 
 
+GUI_PYTHON = os.environ.get("NNVIZ_GUI_PYTHON", "3.13")  # Debian 13's Blender 4.3 runs 3.13
+
+
 def build_zip() -> str:
+    """The Linux zip for the GUI Blender's Python line (NNVIZ_GUI_PYTHON, e.g. 3.11 for a
+    Blender 4.2-5.0 given as BLENDER=)."""
     py = os.path.join(ROOT, ".venv", "bin", "python")
-    out = subprocess.run(
-        [py, os.path.join(ROOT, "scripts", "build_extension.py")],
+    subprocess.run(
+        [py, os.path.join(ROOT, "scripts", "build_extension.py"), "--python", GUI_PYTHON],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
-    ).stdout
-    zips = [line.strip() for line in out.splitlines() if line.strip().endswith(".zip")]
-    return zips[-1] if zips else sorted(glob.glob(os.path.join(ROOT, "dist", "*.zip")))[-1]
+    )
+    tag = GUI_PYTHON.replace(".", "")
+    return sorted(glob.glob(os.path.join(ROOT, "dist", f"*-py{tag}-linux_x64.zip")))[-1]
 
 
 def main() -> int:
