@@ -170,6 +170,16 @@ class NNVIZ_OT_clear_canvas(_Base):
         return None
 
 
+def _show_on_canvas(context, image, what: str) -> str | None:
+    """Put an image on the target network's canvas, run the network; the report line."""
+    name = target_network(context)
+    live.ensure_canvas(name)
+    live.paint_image(name, image)
+    live.refresh(name)
+    top = live.prediction(name)
+    return f"{what}: predicted {top[0][0]} ({top[0][1]:.1%})" if top else None
+
+
 class NNVIZ_OT_load_sample(_Base):
     """Put a real MNIST test digit on the canvas and show the network's response"""
 
@@ -182,12 +192,7 @@ class NNVIZ_OT_load_sample(_Base):
     def run(self, context):
         s = context.scene.nnviz
         digit = s.sample if self.digit < 0 else self.digit
-        name = target_network(context)
-        live.ensure_canvas(name)
-        live.paint_image(name, sample_digit(digit, s.sample_variant))
-        live.refresh(name)
-        top = live.prediction(name)
-        return f"Sample {digit}: predicted {top[0][0]} ({top[0][1]:.1%})" if top else None
+        return _show_on_canvas(context, sample_digit(digit, s.sample_variant), f"Sample {digit}")
 
 
 class NNVIZ_OT_load_image(ImportHelper, _Base):
@@ -202,13 +207,8 @@ class NNVIZ_OT_load_image(ImportHelper, _Base):
     )
 
     def run(self, context):
-        name = target_network(context)
-        live.ensure_canvas(name)
         path = bpy.path.abspath(self.filepath)  # type: ignore[attr-defined]
-        live.paint_image(name, read_image(path))
-        live.refresh(name)
-        top = live.prediction(name)
-        return f"Image: predicted {top[0][0]} ({top[0][1]:.1%})" if top else None
+        return _show_on_canvas(context, read_image(path), "Image")
 
 
 class NNVIZ_OT_choose_model(ImportHelper, _Base):
