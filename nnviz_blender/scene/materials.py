@@ -63,7 +63,6 @@ DIVERGING_DARK: list[tuple[float, RGB]] = [
 ]
 
 EDGE_ALPHA_AOV = "edge_alpha"
-BLEND_STRENGTH = 0.08  # edges blended in the shader (viewport, EEVEE): see edge_material
 
 COLORMAPS = {
     "original": ORIGINAL,
@@ -88,6 +87,9 @@ class Theme:
     edge_strength: float
     text: RGB  # label colour
     highlight: RGB  # predicted class label colour
+    # Edge strength when blended in the shader (viewport, EEVEE; see edge_material), tuned by eye
+    # in the real window at Start's framed view: light adds up more slowly than ink covers.
+    blend_strength: float = 0.08
 
 
 THEMES: dict[str, Theme] = {
@@ -118,6 +120,7 @@ THEMES: dict[str, Theme] = {
         edge_strength=1.2,
         text=(0.35, 0.35, 0.38),
         highlight=(0.85, 0.20, 0.10),
+        blend_strength=0.015,
     ),
 }
 
@@ -332,7 +335,7 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
     blend_amount = n(nt, "ShaderNodeMath", -350, 50, operation="MULTIPLY")
     blend_amount.name = blend_amount.label = "Blend Strength"
     link(nt, amount, blend_amount.inputs[0])
-    blend_amount.inputs[1].default_value = BLEND_STRENGTH
+    blend_amount.inputs[1].default_value = theme.blend_strength
     emit = n(nt, "ShaderNodeEmission", -200, 250)
     link(nt, color.outputs[2], emit.inputs["Color"])
     clear = n(nt, "ShaderNodeBsdfTransparent", -200, 50)
