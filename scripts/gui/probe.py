@@ -375,14 +375,14 @@ def update_ms(name: str, repeats: int = 5) -> dict:
     the depsgraph evaluation it triggers; the canvas is re-read as is (no drawing change)."""
     import numpy as np
 
-    live = _sub("live")
+    live, attributes = _sub("live"), _sub("scene.attributes")
     model = live.network_model(name)
     image = live.canvas_image(name)
-    buf = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+    buf = np.empty(image.size[0] * image.size[1] * image.channels, np.float32)
     best, best_dg = 1e9, 1e9
     for _ in range(repeats):
         t = time.perf_counter()
-        live.read_pixels(image, buf)
+        attributes.read_pixels(image, buf)
         live.show_canvas(name, model, buf, tuple(image.size))
         t1 = time.perf_counter()
         bpy.context.evaluated_depsgraph_get().update()
