@@ -79,7 +79,7 @@ class ResidualBlock(nn.Module):
 class ResNet(nn.Module):
     """Stem conv, max pool, an identity residual block, a downsampling one, global average pool."""
 
-    def __init__(self, width: int = 12) -> None:
+    def __init__(self, width: int = 16) -> None:
         super().__init__()
         self.stem = nn.Conv2d(1, width, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(width)
