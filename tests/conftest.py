@@ -71,3 +71,16 @@ MLP_SPEC = {
         {"type": "softmax"},
     ],
 }
+
+
+@pytest.fixture(scope="session")
+def big_onnx():
+    """The ONNX file of a large test network by name (scripts/big_models.py: ptex, r18_64,
+    r18_224), written into out/big on first use and reused after."""
+    pytest.importorskip("torch")
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import big_models
+
+    return big_models.path

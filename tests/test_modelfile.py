@@ -144,7 +144,7 @@ def test_too_large(tmp_path, monkeypatch):
 
 
 def test_too_many_neurons(tmp_path):
-    spec = {"input_shape": [1, 1500, 1500], "layers": [{"type": "relu"}]}
+    spec = {"input_shape": [1, 4000, 4000], "layers": [{"type": "relu"}]}
     expect(write_npz(tmp_path / "m.npz", spec, {}), "network too large")
 
 

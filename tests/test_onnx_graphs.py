@@ -210,7 +210,7 @@ def test_huge_initializer_is_refused_before_allocating(tmp_path):
 def test_huge_activations(tmp_path):
     b = Builder(np.random.default_rng(0), 17)
     out = b.conv("x", 1, 64, 3)
-    expect(save(tmp_path, b.model((1, 200, 200), out)), "network too large")
+    expect(save(tmp_path, b.model((1, 600, 600), out)), "network too large")
 
 
 def test_dynamic_spatial_size(tmp_path):

@@ -180,7 +180,7 @@ def _plan_stages(model: Model) -> list[dict]:
 # --- edges of one stage -----------------------------------------------------------------------
 
 
-def _window_taps(
+def window_taps(
     n_out: int, k: int, s: int, p: int, n_in: int, d: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Input coordinate y*s - p + i*d of tap i for each output y -> (n_out, k), and validity."""
@@ -198,8 +198,8 @@ def _window(layer: Layer) -> tuple[tuple[int, int], tuple[int, int], tuple[int, 
 def _valid_taps(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     (_, h, w), (_, ho, wo) = layer.in_shape, layer.out_shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(layer)
-    rows, row_ok = _window_taps(ho, kh, sh, ph, h, dh)  # (Ho, kh)
-    cols, col_ok = _window_taps(wo, kw, sw, pw, w, dw)  # (Wo, kw)
+    rows, row_ok = window_taps(ho, kh, sh, ph, h, dh)  # (Ho, kh)
+    cols, col_ok = window_taps(wo, kw, sw, pw, w, dw)  # (Wo, kw)
     return rows, row_ok, cols, col_ok
 
 

@@ -19,7 +19,7 @@ from .errors import ModelError
 FORMAT = "nnviz-model"
 VERSION = 2
 MAX_PARAMETERS = 50_000_000
-MAX_ACTIVATIONS = 2_000_000
+MAX_ACTIVATIONS = 16_000_000  # every layer's output summed: a ResNet-18 at 224x224 has 5.9M
 MAX_LAYERS = 2_000
 
 ELEMENTWISE = ("relu", "tanh", "sigmoid", "leaky_relu", "clip", "hardsigmoid", "hardswish")

@@ -212,3 +212,18 @@ def key_values(model: Model, graph: Graph, inputs) -> np.ndarray:
     if not rows:
         raise ValueError("no inputs")
     return np.stack(rows).astype(np.float32)
+
+
+def bundle_signed(bundle_start: np.ndarray, glow: np.ndarray) -> np.ndarray:
+    """A bundle's shown glow: its sum (core.bundles.bundle_glow) divided by the largest |sum| of
+    the bundles ending in the same stage -> float32 (B,) in [-1, 1] (0 where all are 0).
+
+    `bundle_start` is Bundles.bundle_start (bundles grouped by destination stage); a (K, B)
+    table of K inputs gives (K, B), each row on its own scale."""
+    glow = np.asarray(glow, np.float32)
+    counts = np.diff(np.asarray(bundle_start, np.int64))
+    starts = np.asarray(bundle_start[:-1], np.int64)[counts > 0]
+    if glow.shape[-1] == 0:
+        return glow.copy()
+    peak = np.maximum.reduceat(np.abs(glow), starts, axis=-1)
+    return _safe_divide(glow, np.repeat(peak, counts[counts > 0], axis=-1))
