@@ -15,7 +15,7 @@ from nnviz_blender.core import lod as core_lod  # noqa: E402
 from nnviz_blender.core import values as core_values  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import build_model  # noqa: E402
-from nnviz_blender.scene import attributes, edges, maps, network, util, visibility  # noqa: E402
+from nnviz_blender.scene import edges, maps, network, util, visibility  # noqa: E402
 from nnviz_blender.scene.handle import Network, NetworkError  # noqa: E402
 
 # input maps, conv1 maps, pool1 slab (a channel each), conv2 maps, dense1 slab (chunks)
