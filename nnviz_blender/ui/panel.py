@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import bpy
 
 from .. import live
@@ -181,7 +183,8 @@ class NNVIZ_PT_layers(_Panel, bpy.types.Panel):
                 op.stage, op.lod = k, lod
 
 
-LOD_ICONS = {"neurons": "MESH_CUBE", "maps": "IMAGE_DATA", "slab": "MESH_PLANE"}
+LodIcon = Literal["MESH_CUBE", "IMAGE_DATA", "MESH_PLANE"]
+LOD_ICONS: dict[str, LodIcon] = {"neurons": "MESH_CUBE", "maps": "IMAGE_DATA", "slab": "MESH_PLANE"}
 
 
 def viewport_shows(name: str) -> str:
