@@ -61,7 +61,8 @@ def build_tree(network: str):
     link(tree, gin.outputs["Tile Rotation"], turn.inputs["Rotation"])
 
     switch = n(tree, "GeometryNodeIndexSwitch", -300, 0, data_type="GEOMETRY")
-    while len([s for s in switch.inputs if s.name != "Index"]) < 3:
+    # three items (5.0 also lists an unnamed "__extend__" input, which makes none when linked)
+    while len(switch.index_switch_items) < 3:
         switch.index_switch_items.new()
     link(tree, gin.outputs["Shape"], switch.inputs["Index"])
     link(tree, cube.outputs["Mesh"], switch.inputs[1])
