@@ -159,3 +159,84 @@ def test_baked_values_reach_the_maps(cnn, graph):
         got = maps.read_values(name, 1)
         assert np.array_equal(got["act"], kv[k][conv1.start : conv1.stop])
         assert np.array_equal(bake.read_values(name)["act"], kv[k])
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def render_pixels(path):
+    scene = bpy.context.scene
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        w, h = image.size
+        px = np.empty(w * h * 4, np.float32)
+        image.pixels.foreach_get(px)
+        return px.reshape(h, w, 4)[::-1].copy()  # top row first
+    finally:
+        bpy.data.images.remove(image)
+
+
+@pytest.mark.parametrize("engine", ["CYCLES", "BLENDER_WORKBENCH"])
+def test_loose_vertices_render_nothing(tmp_path, engine):
+    """What the nodes object relies on: its points (a loose-vertex mesh) are never drawn."""
+    from nnviz_blender.scene import attributes as attrs
+
+    scene = bpy.context.scene
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    scene.collection.objects.link(cam)
+    cam.location, cam.rotation_euler = (0.0, -5.0, 0.0), (np.pi / 2, 0.0, 0.0)
+    scene.camera = cam
+    scene.render.engine = engine
+    scene.render.resolution_x, scene.render.resolution_y = 64, 48
+    if engine == "CYCLES":
+        scene.cycles.samples = 2
+    empty = render_pixels(tmp_path / "empty.png")
+    mesh = bpy.data.meshes.new("points")
+    mesh.vertices.add(2500)
+    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 50), [0.0], np.linspace(-1, 1, 50)), -1)
+    attrs.write_positions(mesh, grid.reshape(-1, 3))
+    scene.collection.objects.link(bpy.data.objects.new("points", mesh))
+    assert np.array_equal(render_pixels(tmp_path / "points.png"), empty)
+
+
+@pytest.mark.slow
+def test_a_map_texel_shows_its_neurons_colour(tmp_path, cnn, graph):
+    """Flat layout, front camera: conv1 drawn as tiles (one per neuron) and as maps gives the
+    same colour at every neuron's centre."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    from nnviz_blender.scene import studio
+
+    name = network.build_network(cnn, "cnn", edges="none", layout="flat", node_shape="tile")
+    network.show_input(name, cnn, digit(cnn))
+    w, h = 480, 360
+    studio.setup(name, bpy.context.scene, camera_preset="front", samples=8, resolution=(w, h))
+    # a camera on conv1 alone, so each neuron covers a few pixels
+    scene = bpy.context.scene
+    conv1 = graph.stage_named("conv1")
+    pos = Network(name).positions()[conv1.start : conv1.start + 784]  # its first map
+    centre = (pos.min(0) + pos.max(0)) / 2
+    scene.camera.location = (float(centre[0]), -8.0, float(centre[2]))
+    scene.camera.rotation_euler = (np.pi / 2, 0.0, 0.0)
+    scene.camera.data.type = "ORTHO"
+    scene.camera.data.ortho_scale = 4.0
+    tiles = render_pixels(tmp_path / "tiles.png")
+    maps.set_lods(name, ["neurons", "maps"] + ["neurons"] * 6)
+    texels = render_pixels(tmp_path / "maps.png")
+    spots = []
+    for p in pos[::7]:
+        q = world_to_camera_view(scene, scene.camera, Vector(p.tolist()))
+        spots.append((int((1.0 - q.y) * h), int(q.x * w)))
+    a = np.array([tiles[r, c, :3] for r, c in spots])
+    b = np.array([texels[r, c, :3] for r, c in spots])
+    assert a.std() > 0.05  # the map is not one flat colour
+    np.testing.assert_allclose(b, a, atol=0.02)
+
+
+@pytest.mark.parametrize("shape", ["cube", "sphere", "tile"])
+def test_every_node_shape_instances_every_neuron(cnn, graph, shape):
+    name = network.build_network(cnn, "cnn", edges="none", layout="flat", node_shape=shape)
+    assert instance_count(name) == graph.node_count
