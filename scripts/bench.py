@@ -19,6 +19,8 @@ depsgraphs: edges_points_built (the data), render_points (what a render evaluate
 depsgraph), viewport_points_idle / viewport_points_painting (the viewport depsgraph, not painting /
 painting), points_ratio_render_painting (render / painting), and painting_update_ms /
 idle_update_ms (node write + viewport depsgraph evaluation, painting / not).
+The classic PyTorch MNIST example with levels of detail (scripts/bench_lod.py): build_ptex_s,
+first_update_ptex_s, tick_ptex_ms, tick_forward_ptex_ms, tick_over_forward_ptex_ms.
 """
 
 from __future__ import annotations
@@ -250,6 +252,9 @@ def main(argv=None) -> int:
         import bench_scene
 
         results.update(bench_scene.collect(30, not args.skip_render, args.variants))
+        import bench_lod
+
+        results.update(bench_lod.collect(20))
     if args.json:
         print(json.dumps({k: round(v, 4) for k, v in results.items()}))
     else:

@@ -283,7 +283,29 @@ def test_panels_draw_every_state():
     assert tuple(patch.image_size) == ((6 * 5 + 5) * 8, 5 * 8)
     assert max(patch.image_pixels_float) > 0.5
     layers = [text for kind, text in draw_panel(NNVIZ_PT_layers, ctx) if kind == "operator"]
-    assert len(layers) == 8
+    assert layers.count("nnviz.toggle_layer") == 8
+    assert layers.count("nnviz.set_lod") == 8 * 3  # neurons, maps, slab per layer
+
+
+def test_layer_level_of_detail_switches():
+    from nnviz_blender.scene import maps
+    from nnviz_blender.scene.handle import Network
+
+    name = build("cnn", "topk")
+    bpy.ops.nnviz.load_sample(digit=3)
+    assert Network(name).stage_lods() == ["neurons"] * 8
+    assert bpy.ops.nnviz.set_lod(stage=1, lod="maps") == {"FINISHED"}
+    assert bpy.ops.nnviz.set_lod(stage=2, lod="slab") == {"FINISHED"}
+    assert Network(name).lods == ["neurons", "maps", "slab"] + ["neurons"] * 5
+    got = maps.read_values(name, 1)
+    act = attributes.read(util.find("objects", name, "nodes").data, "act")
+    assert np.array_equal(got["act"], act[got["node"]]) and got["act"].max() > 0
+    assert bpy.ops.nnviz.toggle_layer(stage=1) == {"FINISHED"}
+    assert util.find("objects", name, maps.role(1)).hide_render
+    assert bpy.ops.nnviz.set_lod(stage=1, lod="neurons") == {"FINISHED"}
+    assert util.find("objects", name, maps.role(1)) is None
+    with pytest.raises(RuntimeError, match="layer 9 does not exist"):
+        bpy.ops.nnviz.set_lod(stage=9, lod="maps")
 
 
 def test_canvas_in_an_image_editor_in_paint_mode():

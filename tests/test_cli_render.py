@@ -13,7 +13,8 @@ from nnviz_blender.cli import main  # noqa: E402
 from nnviz_blender.core import graph as core_graph  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import load_model  # noqa: E402
-from nnviz_blender.scene import attributes, network, studio, util  # noqa: E402
+from nnviz_blender.scene import attributes, maps, network, studio, util  # noqa: E402
+from nnviz_blender.scene.handle import Network  # noqa: E402
 
 HAVE_MODELS = os.path.isfile(os.path.join(MODELS, "mlp.npz")) and os.path.isfile(
     os.path.join(MODELS, "samples.npz")
@@ -93,6 +94,7 @@ def test_render_writes_a_figure_and_a_blend_that_reopens_intact(tmp_path, capsys
         (["--model", "mlp", "--input", "missing.npy"], "input file not found"),
         (["--model", "mlp", "--input", "sample:x"], "bad sample spec"),
         (["--model", "mlp", "--input", "sample:3", "--edges", "best"], "bad edge mode"),
+        (["--model", "mlp", "--input", "sample:3", "--lod", "conv9=maps"], "no layer named"),
     ],
 )
 def test_bad_input_is_reported_and_builds_nothing(tmp_path, capsys, argv, message):
@@ -119,6 +121,8 @@ def test_out_must_be_a_png(tmp_path, capsys):
         ["--camera", "side"],
         ["--engine", "povray"],
         ["--edge-fade", "1.5"],
+        ["--lod", "dense1=huge"],
+        ["--lod", "dense1"],
     ],
 )
 def test_bad_options_are_usage_errors(argv, capsys):
@@ -126,3 +130,17 @@ def test_bad_options_are_usage_errors(argv, capsys):
         render("--model", "mlp", "--input", "sample:3", "--out", "x.png", *argv)
     assert exc.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+@needs_models
+def test_lod_option_draws_layers_as_maps_and_slabs(tmp_path, capsys):
+    out = tmp_path / "lod.png"
+    code = render(
+        "--model", "mlp", "--input", "sample:3", "--out", str(out), "--edges", "none",
+        "--resolution", "64x36", "--samples", "1", "--lod", "input=maps,dense1=slab", "--quiet",
+    )  # fmt: skip
+    assert code == 0 and out.exists()
+    name = network.list_networks()[0]
+    assert Network(name).lods == ["maps", "slab", "neurons", "neurons"]
+    assert util.find("objects", name, maps.role(0)) is not None
+    assert util.find("objects", name, maps.role(1)) is not None

@@ -11,6 +11,7 @@ import argparse
 
 import numpy as np
 
+from ..core import lod as core_lod
 from ..core.errors import NNVizError
 from ..core.modelfile import Model
 from ..core.preprocess import prepare
@@ -60,6 +61,15 @@ def fraction(text: str) -> float:
     return value
 
 
+def lod_type(text: str) -> dict[str, str]:
+    """--lod conv1=maps,pool1=slab -> {"conv1": "maps", "pool1": "slab"} (layer names are
+    checked against the model when the network is built)."""
+    try:
+        return core_lod.parse(text)
+    except core_lod.LodError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def network_inputs(model: Model, args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
     """(name, network input) pairs from --input (preprocessed as the model says) or --raw."""
     if getattr(args, "raw", None):
@@ -87,6 +97,15 @@ def add_scene_options(p: argparse.ArgumentParser, samples: int, resolution) -> N
         default="all",
         help="all, none, topk:K (K strongest inputs per node by "
         "|weight|) or contrib:T (only |weight x activation| above T, follows the input)",
+    )
+    p.add_argument(
+        "--lod",
+        type=lod_type,
+        default={},
+        metavar="LAYER=LEVEL,...",
+        help="level of detail of some layers: neurons (a cube each), maps (a picture per "
+        "feature map) or slab (a block per channel), e.g. conv1=maps,pool1=slab; the others "
+        f"are chosen by size (networks up to {core_lod.NEURON_BUDGET:,} neurons: all neurons)",
     )
     p.add_argument(
         "--edge-fade",
@@ -124,6 +143,7 @@ def build_scene(model, args, values, edge_strength: float | None = None, **build
         layout=args.layout,
         edges=mode,
         theme=args.theme,
+        lod=getattr(args, "lod", None),
         scene=bpy.context.scene,
         **build,
     )

@@ -71,6 +71,7 @@ class Network:
     labels = _Setting([], "json")  # class labels of the output stage
     output = _Setting("probabilities")  # what the output stage holds (Model.output_kind)
     hidden = _Setting([], "json")  # hidden stage indices (scene.visibility)
+    lods = _Setting([], "json")  # level of detail per stage, core.lod.LODS (scene.maps.set_lods)
     prediction = _Setting([], "json")  # top-3 [label, probability] of the last input (live)
     bake = _Setting(None, "group")  # {keys, frame_start, frame_end, wave} (animation.bake)
     recording = _Setting(None, "group")  # {rate, shape, times, inputs} (animation.record)
@@ -116,6 +117,11 @@ class Network:
         """The modifier `name` of the object with `role`, or None."""
         obj = self.find("objects", role)
         return obj.modifiers.get(name) if obj is not None else None
+
+    def stage_lods(self) -> list[str]:
+        """The level of detail of every stage ("neurons" for a network built before levels)."""
+        lods = list(self.lods)
+        return lods if len(lods) == len(self.stages) else ["neurons"] * len(self.stages)
 
     def positions(self) -> np.ndarray:
         """Node positions, float32 (N, 3), graph order."""

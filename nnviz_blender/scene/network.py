@@ -9,6 +9,7 @@ it is rebuilt from the collection's properties when missing (e.g. after loading 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import bpy
@@ -16,12 +17,14 @@ import numpy as np
 
 from ..core import graph as core_graph
 from ..core import layout as core_layout
+from ..core import lod as core_lod
 from ..core import values as core_values
 from ..core.forward import forward
 from ..core.modelfile import Model, ModelError
 from ..core.preprocess import input_stats
 from . import edges as scene_edges
 from . import labels as scene_labels
+from . import maps as scene_maps
 from . import materials, solid, studio, trees, util
 from . import nodes as scene_nodes
 from .handle import Network, NetworkError
@@ -152,13 +155,15 @@ def build_network(
     colormap: str | None = None,
     normalise: str | None = None,
     edge_radius: float | None = None,
+    lod: str | Mapping[str, str] | None = None,
     scene=None,
 ) -> str:
     """Build `model` as geometry in a collection of its own; returns the collection's name.
 
     A network with the same name is replaced, in its place; other networks stay, and a new one
-    goes to their right (`core.layout.beside`). Options are checked before anything is
-    created, so a bad request leaves the file untouched.
+    goes to their right (`core.layout.beside`). `lod` overrides the automatic level of detail
+    of some stages ({"conv1": "maps"} or "conv1=maps,pool1=slab", see core.lod). Options are
+    checked before anything is created, so a bad request leaves the file untouched.
     """
     if not isinstance(model, Model):
         raise NetworkError("not a model (load it with core.modelfile.load_model first)")
@@ -181,9 +186,10 @@ def build_network(
     try:
         graph = core_graph.build_graph(model)
         positions = core_layout.layout(graph, layout, spacing)
+        lods = core_lod.choose(graph, core_lod.parse(lod))
     except ModelError as exc:
         raise NetworkError(str(exc)) from None
-    except ValueError as exc:
+    except (ValueError, core_lod.LodError) as exc:
         raise NetworkError(str(exc)) from None
 
     positions = positions + _place(name, positions)
@@ -229,6 +235,7 @@ def build_network(
 
     solid.add_to_nodes(name, th, colormap)
     solid.add_viewport_colors(name, th, colormap)
+    scene_maps.set_lods(name, lods)
 
     if mode.kind != "none":
         pick = core_graph.select_edges(graph, "topk", mode.k) if mode.kind == "topk" else None

@@ -43,21 +43,26 @@ def palette_branch(tree, geometry, value, materials, lo: float, hi: float, x=0, 
     return current
 
 
-def add_solid_colors(tree, build_branch) -> None:
-    """Insert `build_branch(tree, geometry_socket) -> socket` before the group output, behind a
-    "Solid Colors" switch input (off: the tree works exactly as before)."""
+def add_solid_colors(tree, build_branch, at=None) -> None:
+    """Insert `build_branch(tree, geometry_socket) -> socket` into the link `at` (default: the
+    one into the group output), behind a "Solid Colors" switch input (off: the tree works
+    exactly as before)."""
     trees.add_socket(tree, "Solid Colors", "NodeSocketBool", default=False)
-    out = next(n for n in tree.nodes if n.bl_idname == "NodeGroupOutput")
+    if at is None:
+        out = next(n for n in tree.nodes if n.bl_idname == "NodeGroupOutput")
+        at = out.inputs[0].links[0]
     gin = next(n for n in tree.nodes if n.bl_idname == "NodeGroupInput")
-    last = out.inputs[0].links[0].from_socket
+    last, target = at.from_socket, at.to_socket
+    tree.links.remove(at)
     branch = build_branch(tree, last)
-    switch = trees.node(tree, "GeometryNodeSwitch", out.location.x, out.location.y - 300)
+    to = target.node
+    switch = trees.node(tree, "GeometryNodeSwitch", to.location.x, to.location.y - 300)
     switch.input_type = "GEOMETRY"
     trees.link(tree, gin.outputs["Solid Colors"], switch.inputs["Switch"])
     trees.link(tree, last, switch.inputs["False"])
     trees.link(tree, branch, switch.inputs["True"])
-    out.location.x += 2500
-    trees.link(tree, switch.outputs[0], out.inputs[0])
+    to.location.x += 2500
+    trees.link(tree, switch.outputs[0], target)
 
 
 def add_to_nodes(name: str, theme: materials.Theme, colormap: str | None) -> None:
@@ -73,7 +78,8 @@ def add_to_nodes(name: str, theme: materials.Theme, colormap: str | None) -> Non
         lo = -1.0 if signed else 0.0
         return palette_branch(tree, realize.outputs[0], value, pal, lo, 1.0, 600, -300)
 
-    add_solid_colors(util.find("node_groups", name, "nodes_tree"), branch)
+    tree = util.find("node_groups", name, "nodes_tree")
+    add_solid_colors(tree, branch, scene_nodes.instances_link(tree))
 
 
 def add_viewport_colors(name: str, theme: materials.Theme, colormap: str | None) -> None:

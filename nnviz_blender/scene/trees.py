@@ -128,8 +128,8 @@ def object_geometry(tree, obj, x: float = 0.0, y: float = 0.0):
 
 def node_value(tree, nodes_object, attribute: str, index, x: float = 0.0, y: float = 0.0):
     """A float attribute of network node `index`, read from the evaluated nodes object (its
-    instances carry the node attributes, see nodes.py): how edges, labels and bars follow live
-    updates and baked animations with no Python."""
+    points, point i = node i whatever is instanced, see nodes.py): how edges, labels, maps and
+    bars follow live updates and baked animations with no Python."""
     geometry = object_geometry(tree, nodes_object, x, y + 200)
     field = named(tree, attribute, "FLOAT", x, y)
-    return sample(tree, geometry, field, index, "FLOAT", x + 200, y + 100, domain="INSTANCE")
+    return sample(tree, geometry, field, index, "FLOAT", x + 200, y + 100, domain="POINT")

@@ -1,7 +1,8 @@
 """Per-layer visibility, as the original's CNN pages had: hide a stage's nodes, its edges in and
-out, and its name label. Written once per toggle (never per update): a POINT attribute `hidden`
-on the nodes (Geometry Nodes shrinks those instances to nothing) and a CURVE attribute `hidden` on
-the edges (Geometry Nodes deletes them). The choice is kept on the collection, so it survives
+out, its name label and its maps or slab (scene.maps). Written once per toggle (never per
+update): a POINT attribute `hidden` on the nodes (Geometry Nodes shrinks those instances to
+nothing), a CURVE attribute `hidden` on the edges (Geometry Nodes deletes them), and the
+visibility of the label and maps objects. The choice is kept on the collection, so it survives
 saving and reloading.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import attributes, trees, util
+from . import attributes, maps, trees, util
 from . import edges as scene_edges
 from .handle import Network, NetworkError
 
@@ -46,8 +47,9 @@ def set_hidden_stages(network: str, stages) -> list[int]:
             trees.set_modifier_input(mod, "Hide Layers", bool(chosen))
 
     for k in range(n_stages):
-        label = util.find("objects", network, f"stage {k}")
-        if label is not None:
-            label.hide_viewport = label.hide_render = bool(hide[k])
+        for role in (f"stage {k}", maps.role(k)):  # its name label, its maps or slab
+            obj = util.find("objects", network, role)
+            if obj is not None:
+                obj.hide_viewport = obj.hide_render = bool(hide[k])
     net.hidden = chosen
     return chosen

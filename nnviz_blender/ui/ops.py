@@ -2,7 +2,7 @@
 
 Stable idnames (documented in the README): nnviz.build, nnviz.remove, nnviz.live_start,
 nnviz.live_stop, nnviz.clear_canvas, nnviz.load_sample, nnviz.load_image, nnviz.choose_model,
-nnviz.inspect, nnviz.trace, nnviz.clear_highlight, nnviz.toggle_layer.
+nnviz.inspect, nnviz.trace, nnviz.clear_highlight, nnviz.toggle_layer, nnviz.set_lod.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from bpy_extras.io_utils import ImportHelper
 
 from .. import live
 from ..animation import bake
+from ..core import lod as core_lod
 from ..core.errors import NNVizError
 from ..core.forward import forward
 from ..core.graph import incoming, node_values, trace
 from ..core.inspect import describe, nearest_node
 from ..core.modelfile import load_model
 from ..inputs import read_image, sample_digit
-from ..scene import highlight, util, viewport, visibility
+from ..scene import highlight, maps, util, viewport, visibility
 from ..scene import network as scene_network
 from ..scene.handle import Network, NetworkError
 from . import canvas_area, state
@@ -327,6 +328,41 @@ class NNVIZ_OT_toggle_layer(_Base):
         return None
 
 
+LOD_HINTS = {
+    "neurons": "Draw this layer as one cube (sphere, tile) per neuron",
+    "maps": "Draw this layer as pictures: one grid surface per feature map, a texel per neuron",
+    "slab": "Draw this layer as one block per channel showing the channel's mean",
+}
+LOD_ITEMS = [(k, k.capitalize(), LOD_HINTS[k]) for k in core_lod.LODS]
+
+
+class NNVIZ_OT_set_lod(_Base):
+    """Change how one layer is drawn (its level of detail)"""
+
+    bl_idname = "nnviz.set_lod"
+    bl_label = "Layer Level of Detail"
+    bl_options = {"REGISTER", "UNDO"}
+
+    stage: IntProperty(name="Layer", default=0, min=0)  # type: ignore[valid-type]
+    lod: EnumProperty(  # type: ignore[valid-type]
+        name="Level of Detail",
+        items=LOD_ITEMS,
+    )
+
+    @classmethod
+    def description(cls, context, properties):
+        return LOD_HINTS.get(properties.lod, cls.__doc__)
+
+    def run(self, context):
+        name = target_network(context)
+        lods = Network(name).stage_lods()
+        if self.stage >= len(lods):
+            raise NetworkError(f"layer {self.stage} does not exist (0-{len(lods) - 1})")
+        lods[self.stage] = self.lod
+        maps.set_lods(name, lods)
+        return None
+
+
 def _chosen_node(graph, s) -> int:
     if s.inspect_stage >= len(graph.stages):
         raise NetworkError(f"layer {s.inspect_stage} does not exist (0-{len(graph.stages) - 1})")
@@ -460,6 +496,7 @@ classes = (
     NNVIZ_OT_trace,
     NNVIZ_OT_clear_highlight,
     NNVIZ_OT_toggle_layer,
+    NNVIZ_OT_set_lod,
     NNVIZ_OT_report,
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import bpy
 
 from .. import live
@@ -162,18 +164,27 @@ class NNVIZ_PT_layers(_Panel, bpy.types.Panel):
         name = _network(self.layout, context)
         if name is None:
             return
-        stages = Network(name).stages
+        net = Network(name)
+        stages, lods = net.stages, net.stage_lods()
         hidden = set(visibility.hidden_stages(name))
         col = self.layout.column(align=True)
         for k, stage in enumerate(stages):
             shape = "x".join(str(v) for v in stage["shape"])
-            op = col.operator(
+            row = col.row(align=True)
+            op = row.operator(
                 "nnviz.toggle_layer",
                 text=f"{k}  {stage['name']}  ({shape})",
                 icon="HIDE_ON" if k in hidden else "HIDE_OFF",
                 depress=k not in hidden,
             )
             op.stage = k
+            for lod, icon in LOD_ICONS.items():  # how it is drawn: the pressed one
+                op = row.operator("nnviz.set_lod", text="", icon=icon, depress=lods[k] == lod)
+                op.stage, op.lod = k, lod
+
+
+LodIcon = Literal["MESH_CUBE", "IMAGE_DATA", "MESH_PLANE"]
+LOD_ICONS: dict[str, LodIcon] = {"neurons": "MESH_CUBE", "maps": "IMAGE_DATA", "slab": "MESH_PLANE"}
 
 
 def viewport_shows(name: str) -> str:

@@ -1,0 +1,249 @@
+"""Stages drawn as surfaces instead of instances: "maps" and "slab" levels of detail (core.lod).
+
+- maps: one object per stage whose mesh has, per feature map, one shared-vertex grid of
+  quads, one quad (texel) per neuron, pitch-sized and centred where the layout puts the neuron
+  (so edges still end at quad centres). A FACE int attribute `node` holds the neuron's global
+  index.
+- slab: one box per block (a channel; a chunk of a vector stage, core.lod.blocks) spanning
+  its members; `node` is the block's first member.
+
+Both get a Geometry Nodes modifier that samples `act`, `level`, `signed` (slabs: the block
+means `<attr>_mean` the nodes object derives, see nodes.py) of point `node` of the evaluated
+nodes object and stores them on the faces, where a copy of the node material reads them
+(Attribute GEOMETRY: a FACE attribute is constant over its face, so each texel shows exactly
+its neuron's colour). An update still writes only the nodes' values.
+
+`set_lods` is the one way to change levels on a built network: it rewrites the nodes'
+`lod` (which instances they get) and rebuilds these objects; Network.lods keeps the choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import bpy
+import numpy as np
+
+from ..core import graph as core_graph
+from ..core import layout as core_layout
+from ..core import lod as core_lod
+from . import attributes, trees, util
+from . import nodes as scene_nodes
+from .handle import Network, NetworkError
+
+MODIFIER = "NNViz Maps"
+SLAB_DEPTH = 0.9  # thickness of a slab, in pitches (a node cube's size)
+_KEY = 1 << 20  # grid coordinates are offset by this in the vertex keys (|coordinate| < 2^20)
+
+
+def axes(layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """In-plane unit vectors (u, v) of a layout's stages; u x v faces the viewer."""
+    u = np.array([1.0, 0.0, 0.0])
+    v = np.array([0.0, 1.0, 0.0]) if layout == "3d" else np.array([0.0, 0.0, 1.0])
+    return u, v
+
+
+def _cells(positions: np.ndarray, block: np.ndarray, u, v, pitch: float):
+    """Integer (column, row) of every node on its block's pitch lattice, from its position."""
+    first = np.r_[0, np.flatnonzero(np.diff(block)) + 1]
+    origin = positions[first][np.searchsorted(block[first], block)]
+    rel = (positions - origin).astype(np.float64) / pitch
+    return np.rint(rel @ u).astype(np.int64), np.rint(rel @ v).astype(np.int64)
+
+
+def grid_mesh(positions: np.ndarray, block: np.ndarray, layout: str, pitch: float):
+    """Quads of side `pitch` centred on `positions`, sharing corners within a block.
+
+    `block` (ascending) groups the nodes into grids (feature maps); returns (vertices float32
+    (V, 3), corner indices int32 (F, 4) counter-clockwise seen from the viewer), one face per
+    node in the order given.
+    """
+    u, v = axes(layout)
+    col, row = _cells(positions, block, u, v, pitch)
+    di = np.array([0, 1, 1, 0])
+    dj = np.array([0, 0, 1, 1])
+    cc, rr = col[:, None] + di, row[:, None] + dj  # corner lattice coordinates (F, 4)
+    key = ((block.astype(np.int64)[:, None] * 2 * _KEY + cc + _KEY) * 2 * _KEY) + rr + _KEY
+    unique, first, inverse = np.unique(key.ravel(), return_index=True, return_inverse=True)
+    offset = (di - 0.5)[:, None] * u + (dj - 0.5)[:, None] * v  # (4, 3)
+    corners = positions[:, None, :].astype(np.float64) + pitch * offset[None]
+    vertices = corners.reshape(-1, 3)[first]
+    return vertices.astype(np.float32), inverse.reshape(-1, 4).astype(np.int32)
+
+
+def slab_mesh(positions: np.ndarray, block: np.ndarray, layout: str, pitch: float):
+    """One box per block around its members (half a pitch beyond their centres in the plane,
+    SLAB_DEPTH pitches thick). Returns (vertices (8B, 3), faces (6B, 4), first member (B,))."""
+    u, v = axes(layout)
+    w = np.cross(u, v)
+    starts = np.r_[0, np.flatnonzero(np.diff(block)) + 1]
+    p = positions.astype(np.float64)
+    pu, pv, pw = p @ u, p @ v, p @ w
+    half = 0.5 * pitch
+    lo_u, hi_u = np.minimum.reduceat(pu, starts) - half, np.maximum.reduceat(pu, starts) + half
+    lo_v, hi_v = np.minimum.reduceat(pv, starts) - half, np.maximum.reduceat(pv, starts) + half
+    mid_w = (np.minimum.reduceat(pw, starts) + np.maximum.reduceat(pw, starts)) / 2
+    dw = SLAB_DEPTH * half
+    # corner k of a box: bit 0 -> u, bit 1 -> v, bit 2 -> w
+    bits = np.arange(8)
+    cu = np.where(bits & 1, hi_u[:, None], lo_u[:, None])
+    cv = np.where(bits & 2, hi_v[:, None], lo_v[:, None])
+    cw = mid_w[:, None] + np.where(bits & 4, dw, -dw)
+    vertices = cu[..., None] * u + cv[..., None] * v + cw[..., None] * w
+    box = np.array(
+        [[0, 2, 3, 1], [4, 5, 7, 6], [0, 1, 5, 4], [2, 6, 7, 3], [0, 4, 6, 2], [1, 3, 7, 5]]
+    )
+    faces = box[None] + 8 * np.arange(len(starts))[:, None, None]
+    return (
+        vertices.reshape(-1, 3).astype(np.float32),
+        faces.reshape(-1, 4).astype(np.int32),
+        starts.astype(np.int32),
+    )
+
+
+def _mesh(name: str, network: str, role: str, vertices: np.ndarray, faces: np.ndarray):
+    mesh = util.tag(bpy.data.meshes.new(name), network, role)
+    mesh.vertices.add(len(vertices))
+    attributes.write_positions(mesh, vertices)
+    mesh.loops.add(faces.size)
+    attributes.set_items(mesh.loops, "vertex_index", faces, np.int32)
+    mesh.polygons.add(len(faces))
+    attributes.set_items(mesh.polygons, "loop_start", np.arange(len(faces)) * 4, np.int32)
+    attributes.set_items(mesh.polygons, "loop_total", np.full(len(faces), 4), np.int32)
+    mesh.update()
+    return mesh
+
+
+# --- node tree and material -------------------------------------------------------------------
+
+
+def build_tree(network: str, slab: bool):
+    """Faces take the values of nodes object point `node` (slabs: its block's means)."""
+    role = "slab_tree" if slab else "maps_tree"
+    tree = util.find("node_groups", network, role)
+    if tree is not None:
+        return tree
+    tree = trees.new_tree(f"{network} {'slab' if slab else 'maps'}", network, role)
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    trees.add_socket(tree, "Nodes", "NodeSocketObject")
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+    gin = trees.node(tree, "NodeGroupInput", -900, 0)
+    node = trees.named(tree, "node", "INT", -700, -300)
+    geometry = gin.outputs["Geometry"]
+    for i, name in enumerate(scene_nodes.VALUE_ATTRS):
+        source = f"{name}_mean" if slab else name
+        value = trees.node_value(tree, gin.outputs["Nodes"], source, node, -500, -250 * i)
+        geometry = trees.store(tree, geometry, name, value, "FLOAT", "FACE", -100 + 200 * i, 0)
+    gout = trees.node(tree, "NodeGroupOutput", 600, 0)
+    trees.link(tree, geometry, gout.inputs["Geometry"])
+    return tree
+
+
+def material(network: str):
+    """The node material read from the faces' attributes (a copy; made once per network)."""
+    mat = util.find("materials", network, "maps_material")
+    if mat is not None:
+        return mat
+    node_mat = util.find("materials", network, "nodes_material")
+    if node_mat is None:
+        return None
+    mat = node_mat.copy()
+    mat.name = f"{network} maps"
+    util.tag(mat, network, "maps_material")
+    for node in mat.node_tree.nodes:
+        if node.bl_idname == "ShaderNodeAttribute":
+            node.attribute_type = "GEOMETRY"
+    return mat
+
+
+# --- build / switch ---------------------------------------------------------------------------
+
+
+def role(stage: int) -> str:
+    return f"maps {stage}"
+
+
+def _build_stage(network: str, collection, graph, k: int, lod: str, positions, layout, blocks):
+    stage = graph.stages[k]
+    cut = slice(stage.start, stage.stop)
+    pitch = core_layout.PITCH
+    if lod == "maps":
+        local = graph.node_map[cut] if len(stage.shape) == 3 else np.zeros(stage.size, np.int32)
+        vertices, faces = grid_mesh(positions[cut], local, layout, pitch)
+        first = np.arange(stage.size, dtype=np.int32)
+    else:
+        vertices, faces, first = slab_mesh(positions[cut], blocks[cut], layout, pitch)
+        first = np.repeat(first, 6)
+    name = f"{network} {stage.name}"
+    mesh = _mesh(name, network, role(k), vertices, faces)
+    node = stage.start + first
+    attributes.write(mesh, "node", node, "INT", "FACE")
+    attributes.write(mesh, "stage", np.full(len(faces), k), "INT", "FACE")
+    attributes.write(mesh, "map", graph.node_map[node], "INT", "FACE")
+    zeros = np.zeros(len(faces), np.float32)
+    for attr in scene_nodes.VALUE_ATTRS:  # replaced by the modifier; here for the original mesh
+        attributes.write(mesh, attr, zeros, "FLOAT", "FACE")
+    mat = material(network)
+    if mat is not None:
+        mesh.materials.append(mat)
+    obj = util.tag(bpy.data.objects.new(name, mesh), network, role(k))
+    collection.objects.link(obj)
+    mod = obj.modifiers.new(MODIFIER, "NODES")
+    mod.node_group = build_tree(network, lod == "slab")
+    nodes = Network(network).nodes
+    trees.set_modifier_input(mod, "Nodes", nodes)
+    obj.matrix_world = nodes.matrix_world.copy()
+    return obj
+
+
+def remove(network: str) -> None:
+    """Remove every maps and slab object of the network (and their meshes)."""
+    for kind in ("objects", "meshes"):
+        blocks = getattr(bpy.data, kind)
+        for block in [b for b in blocks if b.get(util.TAG) == network]:
+            if str(block.get(util.ROLE, "")).startswith("maps "):
+                blocks.remove(block)
+
+
+def set_lods(network: str, lods: Sequence[str]) -> list[str]:
+    """Draw each stage of a built network at its level (one of core.lod.LODS per stage)."""
+    net = Network(network)
+    graph = core_graph.graph_from_table(net.stages)
+    lods = [str(v) for v in lods]
+    if len(lods) != len(graph.stages):
+        raise NetworkError(f"{len(lods)} levels of detail for {len(graph.stages)} layers")
+    bad = sorted(set(lods) - set(core_lod.LODS))
+    if bad:
+        raise NetworkError(f"level of detail {bad[0]!r}: use one of {', '.join(core_lod.LODS)}")
+    nodes = net.nodes
+    attributes.write(nodes.data, "lod", core_lod.node_lods(graph, lods), "INT", "POINT")
+    blocks = core_lod.blocks(graph)
+    slabs = "slab" in lods
+    if slabs:
+        attributes.write(nodes.data, "block", blocks, "INT", "POINT")
+    nodes.data.update_tag()
+    mod = nodes.modifiers.get(scene_nodes.MODIFIER)
+    if mod is not None:
+        trees.set_modifier_input(mod, "Slabs", slabs)
+    remove(network)
+    coll = nodes.users_collection[0] if nodes.users_collection else net.collection
+    positions = net.positions()
+    hidden = set(net.hidden)
+    for k, lod in enumerate(lods):
+        if lod != "neurons":
+            obj = _build_stage(network, coll, graph, k, lod, positions, net.layout, blocks)
+            obj.hide_viewport = obj.hide_render = k in hidden
+    net.lods = lods
+    return lods
+
+
+def read_values(network: str, stage: int, depsgraph=None) -> dict[str, np.ndarray]:
+    """The evaluated FACE values (`node`, `act`, `level`, `signed`) of a stage's maps or slab
+    object, for checks and tests (empty when the stage shows neurons)."""
+    obj = util.find("objects", network, role(stage))
+    if obj is None:
+        return {}
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    data = obj.evaluated_get(depsgraph).data
+    names = ("node", *scene_nodes.VALUE_ATTRS)
+    return {name: attributes.read(data, name) for name in names}

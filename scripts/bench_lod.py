@@ -1,0 +1,141 @@
+"""The classic PyTorch MNIST example network built and updated with levels of detail.
+
+    python scripts/bench_lod.py [--json] [--repeat N] [--render OUT.png]
+
+The model: conv 32 and conv 64 at 3x3 (relu), 2x2 max pool, dense 9216-128 (relu), 128-10 on a
+1x28x28 input - 68k neurons, 12M connections - written with torch to out/big/ptex.onnx, random
+weights (scripts/big_models.py's `ptex` once it has landed; until then this minimal copy).
+Built with `topk:8` edges and the automatic levels of detail (input and conv stages as maps).
+
+Keys: build_ptex_s (build_network), first_update_ptex_s (the first input shown and the
+depsgraph evaluated), tick_ptex_ms (a live tick: canvas read, preprocess, forward, node write,
+depsgraph evaluation, edges' glow read back), tick_forward_ptex_ms (the forward pass alone, same
+run) and tick_over_forward_ptex_ms (their difference: what the scene costs per tick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def ptex_onnx(path: str) -> str:
+    """Write the classic PyTorch MNIST example (random weights, seeded) as ONNX to `path`."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    try:
+        import big_models  # the core branch's writer, when it has landed
+
+        return big_models.write("ptex", os.path.dirname(path))
+    except (ImportError, AttributeError):
+        pass
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(9216, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+        nn.Softmax(dim=1),
+    ).eval()
+    torch.onnx.export(net, torch.zeros(1, 1, 28, 28), path, dynamo=False)
+    return path
+
+
+def collect(repeat: int = 20, render: str | None = None) -> dict[str, float]:
+    import bpy
+
+    from nnviz_blender import live
+    from nnviz_blender.core.forward import forward
+    from nnviz_blender.core.modelfile import load_model
+    from nnviz_blender.core.preprocess import prepare
+    from nnviz_blender.inputs import sample_digit
+    from nnviz_blender.scene import network
+
+    path = os.path.join(ROOT, "out", "big", "ptex.onnx")  # kept: live drawing reloads it
+    if not os.path.isfile(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        path = ptex_onnx(path)
+    model = load_model(path)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    name = network.build_network(model, "ptex", edges="topk:8")
+    out["build_ptex_s"] = time.perf_counter() - start
+
+    x = prepare(model, sample_digit(7))
+    start = time.perf_counter()
+    network.show_input(name, model, x)
+    network.read_glow(name)  # evaluates the depsgraph
+    out["first_update_ptex_s"] = time.perf_counter() - start
+
+    live.start(name)
+    image = live.canvas_image(name)
+    w, h = image.size
+    frames = []
+    for i in range(8):  # distinct canvases: every tick sees a change
+        px = np.zeros((h, w, 4), np.float32)
+        px[..., 3] = 1.0
+        px[h // 6 : h - h // 6, w // 3 + 4 * i : w // 3 + 4 * i + w // 12, :3] = 1.0
+        frames.append(px.ravel())
+
+    def tick(i: int) -> float:
+        image.pixels.foreach_set(frames[i % len(frames)])
+        begin = time.perf_counter()
+        live.tick()
+        network.read_glow(name)
+        return time.perf_counter() - begin
+
+    ticks = [tick(i) for i in range(max(repeat, 5))]
+    live.stop_all()
+    forwards = []
+    for _ in range(max(repeat, 5)):
+        begin = time.perf_counter()
+        forward(model, x)
+        forwards.append(time.perf_counter() - begin)
+    out["tick_ptex_ms"] = float(np.median(ticks) * 1000)
+    out["tick_forward_ptex_ms"] = float(np.median(forwards) * 1000)
+    out["tick_over_forward_ptex_ms"] = out["tick_ptex_ms"] - out["tick_forward_ptex_ms"]
+    if render:
+        from nnviz_blender.scene import studio
+
+        network.show_input(name, model, x)
+        studio.setup(name, bpy.context.scene, samples=16, resolution=(1280, 720))
+        bpy.context.scene.render.filepath = os.path.abspath(render)
+        start = time.perf_counter()
+        bpy.ops.render.render(write_still=True)
+        out["render_ptex_720p_s"] = time.perf_counter() - start
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--render", metavar="OUT.png")
+    args = ap.parse_args(argv)
+    results = collect(args.repeat, args.render)
+    if args.json:
+        print(json.dumps({k: round(v, 4) for k, v in results.items()}))
+    else:
+        for key, value in results.items():
+            print(f"{key:32s} {value:10.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Levels of detail in the real Blender: maps and slabs show every neuron's value, nodes stay
+one point per neuron (edges, labels, bakes unchanged), hidden layers hide their maps."""
+
+import numpy as np
+import pytest
+from conftest import CNN_SPEC, random_arrays
+
+bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+
+from nnviz_blender.animation import bake  # noqa: E402
+from nnviz_blender.animation import schedule as sched  # noqa: E402
+from nnviz_blender.core import graph as core_graph  # noqa: E402
+from nnviz_blender.core import lod as core_lod  # noqa: E402
+from nnviz_blender.core import values as core_values  # noqa: E402
+from nnviz_blender.core.forward import forward  # noqa: E402
+from nnviz_blender.core.modelfile import build_model  # noqa: E402
+from nnviz_blender.scene import edges, maps, network, util, visibility  # noqa: E402
+from nnviz_blender.scene.handle import Network, NetworkError  # noqa: E402
+
+# input maps, conv1 maps, pool1 slab (a channel each), conv2 maps, dense1 slab (chunks)
+LODS = {"input": "maps", "conv1": "maps", "pool1": "slab", "conv2": "maps", "dense1": "slab"}
+
+
+@pytest.fixture(autouse=True)
+def clean_file():
+    bpy.ops.wm.read_homefile(use_empty=True)
+    network.forget_cache()
+    yield
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return build_model(CNN_SPEC, random_arrays(CNN_SPEC))
+
+
+@pytest.fixture(scope="module")
+def graph(cnn):
+    return core_graph.build_graph(cnn)
+
+
+def digit(model, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = model.input_shape
+    return (rng.random(shape) * (rng.random(shape) > 0.6)).astype(np.float32)
+
+
+def instance_count(name):
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    nodes = util.find("objects", name, "nodes").evaluated_get(depsgraph)
+    return sum(1 for i in depsgraph.object_instances if i.is_instance and i.parent == nodes)
+
+
+def face_centres(name, k):
+    obj = util.find("objects", name, maps.role(k))
+    mesh = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    out = np.empty(3 * len(mesh.polygons), np.float32)
+    mesh.polygons.foreach_get("center", out)
+    return out.reshape(-1, 3)
+
+
+@pytest.mark.parametrize("layout", ["3d", "flat"])
+def test_maps_and_slabs_show_the_forward_pass(cnn, graph, layout):
+    name = network.build_network(cnn, "cnn", edges="none", layout=layout, lod=LODS)
+    lods = Network(name).stage_lods()
+    assert lods == [LODS.get(s.name, "neurons") for s in graph.stages]
+    positions = Network(name).positions()
+    blocks = core_lod.blocks(graph)
+    groups = core_values.groups(graph, "map")
+    for seed in (0, 1):
+        values = core_graph.node_values(graph, forward(cnn, digit(cnn, seed)))
+        network.apply_values(name, values)
+        shown = core_values.display(groups, values)
+        for k, stage in enumerate(graph.stages):
+            got = maps.read_values(name, k)
+            if lods[k] == "neurons":
+                assert got == {}
+                continue
+            if lods[k] == "maps":  # one face per neuron, in node order, its exact values
+                assert np.array_equal(got["node"], np.arange(stage.start, stage.stop))
+                for attr in ("act", "level", "signed"):
+                    assert np.array_equal(got[attr], getattr(shown, attr)[got["node"]]), attr
+                if seed == 0:  # quads centred on the neurons (where edges end)
+                    np.testing.assert_allclose(
+                        face_centres(name, k), positions[stage.start : stage.stop], atol=1e-5
+                    )
+            else:  # six faces per block, each the block's mean
+                member = blocks[stage.start : stage.stop]
+                n_blocks = len(np.unique(member))
+                assert len(got["node"]) == 6 * n_blocks
+                for attr in ("act", "level", "signed"):
+                    v = getattr(shown, attr)[stage.start : stage.stop]
+                    mean = np.bincount(member - member[0], v) / np.bincount(member - member[0])
+                    np.testing.assert_allclose(got[attr], np.repeat(mean, 6), atol=1e-6)
+    # every neuron is still a point of the nodes object, only "neurons" stages are instanced
+    neurons = sum(s.size for s, lod in zip(graph.stages, lods, strict=True) if lod == "neurons")
+    assert instance_count(name) == neurons
+
+
+def test_edges_still_follow_every_node(cnn, graph):
+    name = network.build_network(cnn, "cnn", edges="topk:4", lod=LODS)
+    pick = core_graph.select_edges(graph, "topk", 4)
+    gain = edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))[pick]
+    values = core_graph.node_values(graph, forward(cnn, digit(cnn)))
+    network.apply_values(name, values)
+    expected = graph.weight[pick] * values[graph.src[pick]] * gain
+    np.testing.assert_allclose(network.read_glow(name), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_hidden_layers_hide_their_maps_and_slabs(cnn):
+    name = network.build_network(cnn, "cnn", edges="none", lod=LODS)
+    visibility.set_hidden_stages(name, [1, 2])
+    for k, hidden in ((1, True), (2, True), (3, False)):
+        obj = util.find("objects", name, maps.role(k))
+        assert obj.hide_render is hidden and obj.hide_viewport is hidden
+    maps.set_lods(
+        name, ["neurons", "slab", "maps", "maps", "neurons", "neurons", "neurons", "neurons"]
+    )
+    assert util.find("objects", name, maps.role(1)).hide_render  # a switch keeps what is hidden
+    assert util.find("objects", name, maps.role(0)) is None
+    assert not util.find("objects", name, maps.role(3)).hide_render
+
+
+def test_switching_levels_keeps_one_owner(cnn, graph):
+    name = network.build_network(cnn, "cnn", edges="none")
+    assert Network(name).stage_lods() == ["neurons"] * len(graph.stages)
+    assert instance_count(name) == graph.node_count
+    lods = ["maps"] * 5 + ["neurons"] * 3
+    maps.set_lods(name, lods)
+    assert Network(name).lods == lods
+    assert instance_count(name) == 120 + 100 + 10
+    with pytest.raises(NetworkError, match="use one of neurons, maps, slab"):
+        maps.set_lods(name, ["cubes"] * 8)
+    with pytest.raises(NetworkError, match="3 levels of detail for 8 layers"):
+        maps.set_lods(name, ["maps"] * 3)
+    maps.set_lods(name, ["neurons"] * 8)
+    assert not [o for o in bpy.data.objects if str(o.get(util.ROLE, "")).startswith("maps ")]
+    assert not [m for m in bpy.data.meshes if str(m.get(util.ROLE, "")).startswith("maps ")]
+
+
+def test_bad_levels_build_nothing(cnn):
+    before = len(bpy.data.objects)
+    with pytest.raises(NetworkError, match="no layer named 'conv9'"):
+        network.build_network(cnn, "cnn", lod={"conv9": "maps"})
+    with pytest.raises(NetworkError, match="bad level of detail"):
+        network.build_network(cnn, "cnn", lod="conv1")
+    assert len(bpy.data.objects) == before
+
+
+def test_baked_values_reach_the_maps(cnn, graph):
+    name = network.build_network(cnn, "cnn", edges="none", lod=LODS)
+    xs = [digit(cnn, s) for s in (0, 1)]
+    kv = np.stack([core_graph.node_values(graph, forward(cnn, x)) for x in xs])
+    s = sched.sequence(2, fps=12, hold=0.5, transition=0.5)
+    bake.bake(name, graph, kv, s)
+    conv1 = graph.stage_named("conv1")
+    for k in range(2):
+        bpy.context.scene.frame_set(int(s.hold_frames(k)[0]))
+        got = maps.read_values(name, 1)
+        assert np.array_equal(got["act"], kv[k][conv1.start : conv1.stop])
+        assert np.array_equal(bake.read_values(name)["act"], kv[k])
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def render_pixels(path):
+    scene = bpy.context.scene
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        w, h = image.size
+        px = np.empty(w * h * 4, np.float32)
+        image.pixels.foreach_get(px)
+        return px.reshape(h, w, 4)[::-1].copy()  # top row first
+    finally:
+        bpy.data.images.remove(image)
+
+
+@pytest.mark.parametrize("engine", ["CYCLES", "BLENDER_WORKBENCH"])
+def test_loose_vertices_render_nothing(tmp_path, engine):
+    """What the nodes object relies on: its points (a loose-vertex mesh) are never drawn."""
+    from nnviz_blender.scene import attributes as attrs
+
+    scene = bpy.context.scene
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    scene.collection.objects.link(cam)
+    cam.location, cam.rotation_euler = (0.0, -5.0, 0.0), (np.pi / 2, 0.0, 0.0)
+    scene.camera = cam
+    scene.render.engine = engine
+    scene.render.resolution_x, scene.render.resolution_y = 64, 48
+    if engine == "CYCLES":
+        scene.cycles.samples = 2
+    empty = render_pixels(tmp_path / "empty.png")
+    mesh = bpy.data.meshes.new("points")
+    mesh.vertices.add(2500)
+    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 50), [0.0], np.linspace(-1, 1, 50)), -1)
+    attrs.write_positions(mesh, grid.reshape(-1, 3))
+    scene.collection.objects.link(bpy.data.objects.new("points", mesh))
+    assert np.array_equal(render_pixels(tmp_path / "points.png"), empty)
+
+
+@pytest.mark.slow
+def test_a_map_texel_shows_its_neurons_colour(tmp_path, cnn, graph):
+    """Flat layout, front camera: conv1 drawn as tiles (one per neuron) and as maps gives the
+    same colour at every neuron's centre."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    from nnviz_blender.scene import studio
+
+    name = network.build_network(cnn, "cnn", edges="none", layout="flat", node_shape="tile")
+    network.show_input(name, cnn, digit(cnn))
+    w, h = 480, 360
+    studio.setup(name, bpy.context.scene, camera_preset="front", samples=8, resolution=(w, h))
+    # a camera on conv1 alone, so each neuron covers a few pixels
+    scene = bpy.context.scene
+    conv1 = graph.stage_named("conv1")
+    pos = Network(name).positions()[conv1.start : conv1.start + 784]  # its first map
+    centre = (pos.min(0) + pos.max(0)) / 2
+    scene.camera.location = (float(centre[0]), -8.0, float(centre[2]))
+    scene.camera.rotation_euler = (np.pi / 2, 0.0, 0.0)
+    scene.camera.data.type = "ORTHO"
+    scene.camera.data.ortho_scale = 4.0
+    tiles = render_pixels(tmp_path / "tiles.png")
+    maps.set_lods(name, ["neurons", "maps"] + ["neurons"] * 6)
+    texels = render_pixels(tmp_path / "maps.png")
+    spots = []
+    for p in pos[::7]:
+        q = world_to_camera_view(scene, scene.camera, Vector(p.tolist()))
+        spots.append((int((1.0 - q.y) * h), int(q.x * w)))
+    a = np.array([tiles[r, c, :3] for r, c in spots])
+    b = np.array([texels[r, c, :3] for r, c in spots])
+    assert a.std() > 0.05  # the map is not one flat colour
+    np.testing.assert_allclose(b, a, atol=0.02)
+
+
+@pytest.mark.parametrize("shape", ["cube", "sphere", "tile"])
+def test_every_node_shape_instances_every_neuron(cnn, graph, shape):
+    name = network.build_network(cnn, "cnn", edges="none", layout="flat", node_shape=shape)
+    assert instance_count(name) == graph.node_count
