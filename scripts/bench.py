@@ -1,6 +1,7 @@
 """All benchmarks, each against a baseline measured in the same run.
 
     python scripts/bench.py [--json] [--repeat N] [--skip-render] [--variants] [--core-only]
+                            [--skip-big | --big-only]
 
 Core: NumPy forward latency against PyTorch CPU on the same weights.
 Keys (--json): <net>_forward_ms, <net>_prepare_forward_ms (preprocessing of a 280x280 drawing
@@ -9,6 +10,10 @@ The graph model (models/resnet.onnx when shipped, else the ResNet of scripts/tra
 random weights, exported to ONNX here; the table says which): import_onnx_s (load_model of the
 .onnx file), graph_forward_ms, graph_onnxruntime_ms and forward_vs_onnxruntime (our forward time /
 onnxruntime's, both single-threaded, one input; below 1 means we are faster).
+The issue-9 networks (scripts/big_models.py; --big-only for just these, --skip-big without),
+NumPy and onnxruntime both on one thread: forward_ptex_ms, forward_r18_64_ms,
+onnxruntime_r18_64_ms, forward_vs_onnxruntime_r18_64 (ours / theirs, run turn about),
+bundle_glow_r18_64_ms, graph_r18_64_s / graph_r18_224_s (build_graph + bundles, lazy).
 With bpy installed also the live tick on the CNN with all ~425k edges: live_tick_cnn_ms (the canvas
 changed: read pixels, preprocess, forward, write node values, evaluate the depsgraph and read the
 edges' glow back) and live_idle_tick_ms (nothing changed), and the scene keys of
@@ -126,6 +131,89 @@ def bench_graph_model(repeat: int) -> tuple[dict[str, float], str]:
     return results, f"graph model: {source}"
 
 
+SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def bench_big_models(repeat: int) -> tuple[dict[str, float], str]:
+    """The issue-9 networks of scripts/big_models.py (random weights), NumPy single-threaded
+    against onnxruntime single-threaded, in a child process (BLAS reads its thread count at
+    import, so the other keys keep the default)."""
+    import subprocess
+
+    env = {**os.environ, **SINGLE_THREAD}
+    cmd = [sys.executable, os.path.abspath(__file__), "--big-child", "--repeat", str(repeat)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {}, f"big models: failed ({done.stderr.strip().splitlines()[-1:]})"
+    results, note = json.loads(done.stdout.strip().splitlines()[-1])
+    return results, note
+
+
+def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
+    """(keys, note) of bench_big_models, measured in this (single-threaded) process.
+
+    forward_ptex_ms: our forward of the PyTorch example network; forward_r18_64_ms and
+    onnxruntime_r18_64_ms, run alternately, and forward_vs_onnxruntime_r18_64 (ours / theirs);
+    bundle_glow_r18_64_ms: every bundle's glow (core.bundles) for one input; graph_r18_64_s,
+    graph_r18_224_s: build_graph (lazy: stages and counts only) and bundles()."""
+    try:
+        import onnxruntime as ort
+
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        import big_models
+    except ImportError as exc:
+        return {}, f"big models: {exc}"
+    from nnviz_blender.core.bundles import bundle_glow, bundles
+    from nnviz_blender.core.graph import build_graph
+
+    out: dict[str, float] = {}
+    few = max(10, repeat // 10)
+    for name in ("ptex", "r18_64", "r18_224"):
+        path = big_models.path(name)
+        model = load_model(path)
+        x = np.random.default_rng(0).random(model.input_shape, dtype=np.float32)
+        start = time.perf_counter()
+        graph = build_graph(model)
+        blocks = bundles(model, graph)
+        built = time.perf_counter() - start
+        if name == "ptex":
+            out["forward_ptex_ms"] = best_ms(lambda m=model, x=x: forward(m, x), repeat)
+            continue
+        out[f"graph_{name}_s"] = built
+        if name != "r18_64":
+            continue
+        ours, theirs = versus_onnxruntime(ort, path, model, x, repeat)
+        out["forward_r18_64_ms"], out["onnxruntime_r18_64_ms"] = ours, theirs
+        out["forward_vs_onnxruntime_r18_64"] = ours / theirs
+        acts = forward(model, x)
+        out["bundle_glow_r18_64_ms"] = best_ms(lambda b=blocks, a=acts: bundle_glow(b, a), few)
+    return out, "big models: scripts/big_models.py, random weights, one thread each"
+
+
+def versus_onnxruntime(ort, path: str, model, x: np.ndarray, repeat: int) -> tuple[float, float]:
+    """Our forward and onnxruntime's (one thread) on one input, run turn about: ms each."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: x[None]}
+    return alternate(lambda: forward(model, x), lambda: session.run(None, feed), repeat)
+
+
+def alternate(ours, theirs, repeat: int) -> tuple[float, float]:
+    """Medians in ms of two functions called turn about (both see the same machine load)."""
+    for _ in range(3):
+        ours(), theirs()
+    a, b = [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        ours()
+        a.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        theirs()
+        b.append(time.perf_counter() - start)
+    return float(np.median(a) * 1000), float(np.median(b) * 1000)
+
+
 def has_bpy() -> bool:
     try:
         import bpy  # noqa: F401
@@ -225,11 +313,22 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-render", action="store_true", help="no 1080p render")
     ap.add_argument("--variants", action="store_true", help="re-measure the render alternatives")
     ap.add_argument("--core-only", action="store_true", help="NumPy and PyTorch only")
+    ap.add_argument("--skip-big", action="store_true", help="not the issue-9 networks")
+    ap.add_argument("--big-only", action="store_true", help="only the issue-9 networks")
+    ap.add_argument("--big-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.big_child:  # bench_big_models' single-threaded child process
+        print(json.dumps(big_models_child(args.repeat)))
+        return 0
 
     drawing = np.kron(sample_digit(7).astype(np.float32) / 255.0, np.ones((10, 10), np.float32))
     results: dict[str, float] = {}
-    for name in ("mlp", "cnn"):
+    notes: list[str] = []
+    if not args.skip_big:
+        big_results, big_note = bench_big_models(args.repeat // 3)
+        results.update(big_results)
+        notes.append(big_note)
+    for name in () if args.big_only else ("mlp", "cnn"):
         model = load_model(os.path.join(ROOT, "models", f"{name}.npz"))
         x = prepare(model, drawing)
         results[f"{name}_forward_ms"] = best_ms(lambda m=model, x=x: forward(m, x), args.repeat)
@@ -242,10 +341,12 @@ def main(argv=None) -> int:
             results[f"{name}_torch_ms"] = t
             results[f"{name}_speedup_vs_torch"] = t / results[f"{name}_forward_ms"]
 
-    graph_results, graph_note = bench_graph_model(args.repeat)
-    results.update(graph_results)
+    if not args.big_only:
+        graph_results, graph_note = bench_graph_model(args.repeat)
+        results.update(graph_results)
+        notes.append(graph_note)
 
-    if not args.core_only and has_bpy():
+    if not args.core_only and not args.big_only and has_bpy():
         results.update(bench_live(args.repeat // 10))
         results.update(bench_points(max(3, args.repeat // 30)))
         sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -274,7 +375,7 @@ def main(argv=None) -> int:
             import bench_scene
 
             print(bench_scene.describe_variants(results))
-        print(graph_note)
+        print("\n".join(notes))
     return 0
 
 

@@ -143,7 +143,10 @@ def _stage_bundles(
         channel = first[:, None] + np.arange(cg)[None, :]  # (O, cg) source channel of each pair
         members = int(np.outer(rows.sum(1), cols.sum(1)).sum())
         s, d = channel.ravel(), np.repeat(np.arange(o), cg)
-        part = _Part("conv", o * cg, (rows, cols, channel, layer.w))
+        groups = layer.params.get("groups", 1)
+        # (groups, cg, O / groups, taps): one small matrix product per source channel
+        by_source = layer.w.reshape(groups, o // groups, cg, kh * kw).transpose(0, 2, 1, 3)
+        part = _Part("conv", o * cg, (rows, cols, np.ascontiguousarray(by_source)))
         return [s], [d], [np.full(s.size, members, np.int64)], part
     if op in ("maxpool2d", "avgpool2d", "global_avgpool"):
         c = stage.shape[0]
@@ -229,11 +232,13 @@ def bundles(model: Model, graph: Graph) -> Bundles:
 
 def _part_glow(part: _Part, inputs: list[np.ndarray], output: np.ndarray) -> np.ndarray:
     if part.kind == "conv":
-        rows, cols, channel, w = part.arrays
+        rows, cols, by_source = part.arrays
         a = inputs[0].reshape(-1, rows.shape[1], cols.shape[1])
         # per channel and tap: the source map summed over the rows and columns the tap reads
-        window = np.einsum("ir,crj->cij", rows, a @ cols.T)  # (C, kh, kw)
-        return np.einsum("ocij,ocij->oc", w, window[channel]).ravel()
+        window = rows @ (a @ cols.T)  # (C, kh, kw)
+        g, cg, per_group, taps = by_source.shape
+        glow = np.matmul(by_source, window.reshape(g, cg, taps, 1))  # (G, cg, O / G, 1)
+        return glow.reshape(g, cg, per_group).transpose(0, 2, 1).ravel()  # (o, c) order
     if part.kind == "pooled":
         return output.reshape(part.count, -1).sum(axis=1, dtype=np.float64)
     if part.kind == "dense":

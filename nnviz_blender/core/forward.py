@@ -53,20 +53,41 @@ def _taps(
     return views, (ho, wo)
 
 
-def _windows(x: np.ndarray, k, s, dilation) -> np.ndarray:
-    """A read-only view (N, C, kh, kw, H', W') of every window of an already padded input."""
-    (kh, kw), (sh, sw), (dh, dw) = k, s, dilation
-    n, c, h, w = x.shape
-    ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
-    s0, s1, s2, s3 = x.strides
-    shape, strides = (n, c, kh, kw, ho, wo), (s0, s1, s2 * dh, s3 * dw, s2 * sh, s3 * sw)
-    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
-
-
 def _pads(padding) -> tuple[int, int, int, int]:
     """[ph, pw] or [top, left, bottom, right] -> (top, left, bottom, right)."""
     p = tuple(int(v) for v in padding)
     return p if len(p) == 4 else (p[0], p[1], p[0], p[1])  # type: ignore[return-value]
+
+
+def _valid_range(n_out: int, n_in: int, s: int, p: int, offset: int) -> tuple[int, int]:
+    """Outputs y in [lo, hi) whose tap reads a real input: 0 <= y*s - p + offset < n_in."""
+    lo = max(0, -(-(p - offset) // s))
+    hi = min(n_out, (n_in - 1 + p - offset) // s + 1)
+    return lo, max(lo, hi)
+
+
+def _im2col(x: np.ndarray, k, s, pads, dilation) -> np.ndarray:
+    """(N, C, kh, kw, H', W'): every tap's input for every output position, 0 in the padding.
+
+    One strided slice copy per tap straight from the input (no padded copy of it first)."""
+    (kh, kw), (sh, sw), (dh, dw) = k, s, dilation
+    top, left, bottom, right = pads
+    n, c, h, w = x.shape
+    ho = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + left + right - dw * (kw - 1) - 1) // sw + 1
+    padded = top or left or bottom or right
+    cols = (np.zeros if padded else np.empty)((n, c, kh, kw, ho, wo), dtype=x.dtype)
+    for i in range(kh):
+        y0, y1 = _valid_range(ho, h, sh, top, i * dh)
+        r0 = y0 * sh - top + i * dh
+        for j in range(kw):
+            x0, x1 = _valid_range(wo, w, sw, left, j * dw)
+            c0 = x0 * sw - left + j * dw
+            if y1 > y0 and x1 > x0:
+                rows = slice(r0, r0 + (y1 - y0 - 1) * sh + 1, sh)
+                columns = slice(c0, c0 + (x1 - x0 - 1) * sw + 1, sw)
+                cols[:, :, i, j, y0:y1, x0:x1] = x[:, :, rows, columns]
+    return cols
 
 
 def conv2d(
@@ -78,13 +99,13 @@ def conv2d(
     dilation=(1, 1),
     groups: int = 1,
 ) -> np.ndarray:
-    """Cross-correlation as PyTorch's Conv2d: im2col from the taps, then one (batched) matmul.
+    """Cross-correlation as PyTorch's Conv2d: im2col (one slice copy per tap), then one matmul.
 
     With groups, output channel o reads only the input channels of its group o // (O / groups).
     """
     n, c = x.shape[:2]
     o, cg, kh, kw = weight.shape
-    windows = _windows(_padded(x, _pads(padding), 0.0), (kh, kw), tuple(stride), tuple(dilation))
+    windows = _im2col(x, (kh, kw), tuple(stride), _pads(padding), tuple(dilation))
     ho, wo = windows.shape[4:]
     if groups == 1:  # im2col: one copy of the windows, (c, i, j) like the weight, then one matmul
         cols = windows.reshape(n, c * kh * kw, ho * wo)

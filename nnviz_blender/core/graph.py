@@ -16,17 +16,25 @@ weights), 1 for max pooling, 1/(window count) for average pooling, 1/(H*W) for g
 per-channel scale for affine, 1 for add (one edge from each operand) and concat (channels mapped
 through). Summing weight * source value over a node's incoming edges (plus bias) therefore
 reproduces the forward pass, as the tests check.
+
+Up to MATERIALISE_EDGES connections (the shipped networks) the graph stores them all; above, it
+is lazy: stages, counts and node arrays only, and every question about connections (a node's
+inputs, the strongest k per node, a global budget of the strongest, a trace) computes just the
+connections it needs from the layers, a chunk of destination nodes at a time. Edge indices are
+the same either way. core.bundles sums them by block without computing any.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .modelfile import ELEMENTWISE, POOLS, SOFTMAXES, Layer, Model, ModelError
 
-MAX_EDGES = 20_000_000
+MAX_EDGES = 10_000_000_000  # connections in all; a lazy graph never holds them
+MATERIALISE_EDGES = 20_000_000  # graphs with more connections compute them on demand
+CHUNK_EDGES = 4_000_000  # connections computed at once when a lazy graph computes many
 STAGE_KINDS = ("input", "conv", "pool", "dense", "affine", "add", "concat", "act", "output")
 _ELEMENTWISE_ALL = (*ELEMENTWISE, *SOFTMAXES)  # layers whose output the current stage shows
 _KINDS = {
@@ -81,19 +89,52 @@ class Stage:
 
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """All nodes and all connections of a model; arrays are read-only."""
+    """All nodes and all connections of a model; arrays are read-only.
+
+    A graph with more than MATERIALISE_EDGES connections is *lazy*: it keeps every stage and its
+    connection count, and computes connections only when asked (edges_into, edges_at, select,
+    strongest, trace, weighted_input), a chunk of destination nodes at a time; its src, dst and
+    weight arrays raise GraphError. Edge indices mean the same in both kinds of graph: the
+    position in the materialised order (by destination node, see _node_edges).
+    """
 
     stages: tuple[Stage, ...]
     node_count: int
     node_stage: np.ndarray  # int32 (N,) stage index of each node
     node_map: np.ndarray  # int32 (N,) channel / feature-map index (0 for flat stages)
-    src: np.ndarray  # int32 (E,) source node of each connection, sorted by dst
-    dst: np.ndarray  # int32 (E,) destination node, ascending
-    weight: np.ndarray  # float32 (E,) the real weight of each connection
+    edge_src: np.ndarray  # int32 (E,) source node of each connection, sorted by dst
+    edge_dst: np.ndarray  # int32 (E,) destination node, ascending
+    edge_weight: np.ndarray  # float32 (E,) the real weight of each connection
+    layers: tuple[Layer, ...] = ()  # the model's layers (what a lazy graph computes edges from)
+    lazy: bool = False
+    cache: dict = field(default_factory=dict, repr=False)  # per-stage edge offsets, on demand
 
     @property
     def edge_count(self) -> int:
-        return int(self.src.size)
+        return sum(stage.edge_count for stage in self.stages)
+
+    def _materialised(self, array: np.ndarray) -> np.ndarray:
+        if self.lazy:
+            raise GraphError(
+                f"the {self.edge_count:,} connections of this network are computed on demand "
+                "(edges_into, edges_at, select, strongest), not stored"
+            )
+        return array
+
+    @property
+    def src(self) -> np.ndarray:
+        """int32 (E,) source node of each connection, sorted by dst (not for lazy graphs)."""
+        return self._materialised(self.edge_src)
+
+    @property
+    def dst(self) -> np.ndarray:
+        """int32 (E,) destination node of each connection, ascending (not for lazy graphs)."""
+        return self._materialised(self.edge_dst)
+
+    @property
+    def weight(self) -> np.ndarray:
+        """float32 (E,) the real weight of each connection (not for lazy graphs)."""
+        return self._materialised(self.edge_weight)
 
     def stage_of(self, node: int) -> Stage:
         """The stage a node belongs to."""
@@ -104,6 +145,40 @@ class Graph:
             if stage.name == name:
                 return stage
         raise KeyError(f"no stage named {name!r} (stages: {[s.name for s in self.stages]})")
+
+
+@dataclass(frozen=True, eq=False)
+class Edges:
+    """Some connections of a graph: their edge indices and (src, dst, weight), index order
+    unless said otherwise."""
+
+    index: np.ndarray  # int64 (E,) position in the graph's materialised edge order
+    src: np.ndarray  # int32 (E,)
+    dst: np.ndarray  # int32 (E,)
+    weight: np.ndarray  # float32 (E,)
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    def take(self, pick) -> Edges:
+        return Edges(self.index[pick], self.src[pick], self.dst[pick], self.weight[pick])
+
+    @staticmethod
+    def join(parts: list[Edges]) -> Edges:
+        if not parts:
+            return NO_EDGES
+        if len(parts) == 1:
+            return parts[0]
+        return Edges(*(np.concatenate(a) for a in zip(*(_fields(p) for p in parts), strict=True)))
+
+
+def _fields(e: Edges) -> tuple[np.ndarray, ...]:
+    return e.index, e.src, e.dst, e.weight
+
+
+NO_EDGES = Edges(
+    np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32)
+)
 
 
 # --- stages -----------------------------------------------------------------------------------
@@ -203,110 +278,104 @@ def _valid_taps(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return rows, row_ok, cols, col_ok
 
 
-def _edge_count(layer: Layer) -> int:
-    t = layer.type
-    if t == "dense":
-        return int(layer.w.size)
-    if t in ("conv2d", *POOLS):
-        _, row_ok, _, col_ok = _valid_taps(layer)
-        c_factor = layer.out_shape[0] * (layer.w.shape[1] if t == "conv2d" else 1)
-        return c_factor * int(row_ok.sum()) * int(col_ok.sum())
-    if t == "global_avgpool":
-        return int(np.prod(layer.in_shape))
-    if t == "add":
-        return len(layer.inputs) * int(np.prod(layer.out_shape))
-    return int(np.prod(layer.out_shape))  # one edge per node: affine, mul, concat, elementwise
-
-
-def _window_edges(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Local (src, dst, weight) of a conv or pool layer, grouped by destination node.
-
-    Output node (o, y, x) reads input nodes (c, y*s - p + i*d, x*s - p + j*d): the input
-    channels of its group for conv (every channel without groups), only its own channel (c = o)
-    for pooling. Taps in the padding are dropped.
-    """
-    c_in, h, w = layer.in_shape
-    c_out, ho, wo = layer.out_shape
-    (kh, kw) = layer.params["kernel_size"]
-    rows, row_ok, cols, col_ok = _valid_taps(layer)
-    conv = layer.type == "conv2d"
-    # axes (o, y, x, c, i, j); pooling has a single c per o (its own channel)
-    cg = layer.w.shape[1] if conv else 1
-    shape = (c_out, ho, wo, cg, kh, kw)
-    if conv:
-        first = (np.arange(c_out) // (c_out // layer.params.get("groups", 1))) * cg
-        ch = first.reshape(c_out, 1, 1, 1, 1, 1) + np.arange(cg).reshape(1, 1, 1, cg, 1, 1)
-    else:
-        ch = np.arange(c_out).reshape(c_out, 1, 1, 1, 1, 1)
-    r = rows[None, :, None, None, :, None]
-    q = cols[None, None, :, None, None, :]
-    src = ch * (h * w) + r * w + q
-    ok = np.broadcast_to(
-        row_ok[None, :, None, None, :, None] & col_ok[None, None, :, None, None, :], shape
-    )
-    dst = np.broadcast_to(np.arange(c_out * ho * wo).reshape(c_out, ho, wo, 1, 1, 1), shape)
-    if conv:
-        weight = np.broadcast_to(layer.w[:, None, None, :, :, :], shape)
-    elif layer.type == "maxpool2d":
-        weight = np.ones(shape, dtype=np.float32)
-    else:
-        count = ok.sum(axis=(3, 4, 5), keepdims=True)
-        if layer.params.get("count_include_pad", True):
-            count = np.full_like(count, kh * kw)
-        weight = np.broadcast_to((1.0 / count).astype(np.float32), shape)
-    src = np.broadcast_to(src, shape)
-    return src[ok], dst[ok], weight[ok]
-
-
-def _dense_edges(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Local (src, dst, weight) of a dense layer: out x in edges, weight[o, i] from i to o."""
-    n_out, n_in = layer.w.shape
-    src = np.tile(np.arange(n_in), n_out)
-    dst = np.repeat(np.arange(n_out), n_in)
-    return src, dst, layer.w.ravel()
-
-
-def _channel_weights(layer: Layer, values: np.ndarray) -> np.ndarray:
-    """A per-channel vector spread over every node of the layer's output (C, H, W) or (n,)."""
-    per = int(np.prod(layer.out_shape[1:])) if len(layer.out_shape) == 3 else 1
-    return np.repeat(np.asarray(values, np.float32), per)
-
-
-def _layer_edges(layer: Layer, sources: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Global-source, local-destination (src, dst, weight) of one stage's layer.
-
-    `sources` are the first node of each input's stage, in the layer's input order.
-    """
+def _in_degree(layer: Layer) -> np.ndarray:
+    """Connections ending at every node of the layer's output -> int64 (n,)."""
     t = layer.type
     n = int(np.prod(layer.out_shape))
     if t == "dense":
-        s, d, w = _dense_edges(layer)
-        return s + sources[0], d, w
+        return np.full(n, layer.w.shape[1], np.int64)
     if t in ("conv2d", *POOLS):
-        s, d, w = _window_edges(layer)
-        return s + sources[0], d, w
+        _, row_ok, _, col_ok = _valid_taps(layer)
+        per_map = np.outer(row_ok.sum(axis=1), col_ok.sum(axis=1)).ravel()
+        cg = layer.w.shape[1] if t == "conv2d" else 1
+        return np.tile(per_map * cg, layer.out_shape[0]).astype(np.int64)
     if t == "global_avgpool":
-        c, h, wd = layer.in_shape
-        s = np.arange(c * h * wd)
-        return s + sources[0], s // (h * wd), np.full(s.size, 1.0 / (h * wd), np.float32)
-    if t == "add":  # one edge from each operand, grouped by destination
-        s = np.arange(n)[:, None] + np.asarray(sources)[None, :]
-        return s.ravel(), np.repeat(np.arange(n), len(sources)), np.ones(s.size, np.float32)
-    if t == "concat":  # channels mapped through, in input order
-        parts = [
-            np.arange(int(np.prod(shape))) + start
-            for shape, start in zip(layer.in_shapes, sources, strict=True)
-        ]
-        return np.concatenate(parts), np.arange(n), np.ones(n, np.float32)
-    if t == "affine":
-        return np.arange(n) + sources[0], np.arange(n), _channel_weights(layer, layer.w)
+        return np.full(n, int(np.prod(layer.in_shape[1:])), np.int64)
+    if t == "add":
+        return np.full(n, len(layer.inputs), np.int64)
+    return np.ones(n, np.int64)  # one edge per node: affine, mul, concat, elementwise
+
+
+def _window_edges(
+    layer: Layer, first: int, nodes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(src, local dst, weight) of the connections into `nodes` of a conv or pool layer.
+
+    Output node (o, y, x) reads input nodes (c, y*s - p + i*d, x*s - p + j*d): the input
+    channels of its group for conv (every channel without groups), only its own channel (c = o)
+    for pooling; in the order (c, i, j). Taps in the padding are dropped.
+    """
+    _, h, w = layer.in_shape
+    c_out, ho, wo = layer.out_shape
+    (kh, kw) = layer.params["kernel_size"]
+    rows, row_ok, cols, col_ok = _valid_taps(layer)
+    o, y, x = nodes // (ho * wo), nodes // wo % ho, nodes % wo
+    conv = layer.type == "conv2d"
+    cg = layer.w.shape[1] if conv else 1  # axes (node, c, i, j)
+    shape = (nodes.size, cg, kh, kw)
+    if conv:
+        group_first = (o // (c_out // layer.params.get("groups", 1))) * cg
+        ch = group_first[:, None] + np.arange(cg)[None, :]
+    else:
+        ch = o[:, None]
+    at = (rows[y] * w + first).astype(np.int32)[:, None, :, None] + cols[x].astype(np.int32)[
+        :, None, None, :
+    ]
+    src = (ch * (h * w)).astype(np.int32)[:, :, None, None] + at
+    ok = row_ok[y][:, None, :, None] & col_ok[x][:, None, None, :]  # (n, 1, kh, kw)
+    if conv:
+        weight = layer.w[o]
+    elif layer.type == "maxpool2d":
+        weight = np.ones(shape, dtype=np.float32)
+    else:
+        count = ok.sum(axis=(1, 2, 3), keepdims=True)
+        if layer.params.get("count_include_pad", True):
+            count = np.full_like(count, kh * kw)
+        weight = np.broadcast_to((1.0 / count).astype(np.float32), shape)
+    degree = ok.reshape(nodes.size, -1).sum(axis=1) * cg
+    dst = np.repeat(nodes, degree)
+    if ok.all():  # no tap in the padding: nothing to drop
+        return src.reshape(-1), dst, np.ascontiguousarray(weight).reshape(-1)
+    ok = np.broadcast_to(ok, shape)
+    return src[ok], dst, weight[ok]
+
+
+def _node_edges(
+    layer: Layer, sources: list[int], nodes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Global-source, local-destination (src, dst, weight) of the connections ending at `nodes`
+    (local indices into the layer's output, ascending), grouped by destination node.
+
+    `sources` are the first node of each input's stage, in the layer's input order. Within a
+    node the connections come in the order (channel, tap row, tap column) for windows, input
+    order for add; the whole graph's edges are these for every node, in node order.
+    """
+    t = layer.type
+    nodes = np.asarray(nodes, np.int64)
+    if t == "dense":
+        n_in = layer.w.shape[1]
+        src = np.tile(np.arange(n_in), nodes.size) + sources[0]
+        return src, np.repeat(nodes, n_in), layer.w[nodes].ravel()
+    if t in ("conv2d", *POOLS):
+        return _window_edges(layer, sources[0], nodes)
+    if t == "global_avgpool":
+        hw = int(np.prod(layer.in_shape[1:]))
+        src = (nodes[:, None] * hw + np.arange(hw)).ravel() + sources[0]
+        return src, np.repeat(nodes, hw), np.full(src.size, 1.0 / hw, np.float32)
+    if t == "add":  # one edge from each operand
+        src = (nodes[:, None] + np.asarray(sources)[None, :]).ravel()
+        return src, np.repeat(nodes, len(sources)), np.ones(src.size, np.float32)
+    ones = np.ones(nodes.size, np.float32)
+    if t == "concat":  # channels mapped through, in input order: the flattened inputs in a row
+        offsets = np.cumsum([0] + [int(np.prod(shape)) for shape in layer.in_shapes])
+        k = np.searchsorted(offsets, nodes, side="right") - 1
+        return np.asarray(sources)[k] + nodes - offsets[k], nodes, ones
+    if t == "affine":  # the per-channel scale
+        per = int(np.prod(layer.out_shape)) // layer.w.size
+        return nodes + sources[0], nodes, layer.w[nodes // per]
     if t == "mul":
-        return (
-            np.arange(n) + sources[0],
-            np.arange(n),
-            np.full(n, layer.params["factor"], np.float32),
-        )
-    return np.arange(n) + sources[0], np.arange(n), np.ones(n, np.float32)  # elementwise
+        return nodes + sources[0], nodes, ones * np.float32(layer.params["factor"])
+    return nodes + sources[0], nodes, ones  # elementwise
 
 
 # --- the graph --------------------------------------------------------------------------------
@@ -323,19 +392,23 @@ def stage_sizes(model: Model) -> list[int]:
     return [int(np.prod(p["shape"])) for p in _plan_stages(model)]
 
 
-def build_graph(model: Model, max_edges: int = MAX_EDGES) -> Graph:
+def build_graph(
+    model: Model, max_edges: int = MAX_EDGES, materialise: int = MATERIALISE_EDGES
+) -> Graph:
     """Every node and every connection of a model.
 
-    Raises GraphError before allocating anything when the model has more than `max_edges`
-    connections (weight sharing makes conv layers on large images explode).
+    Up to `materialise` connections they are computed and stored (src, dst, weight); above, the
+    graph is lazy (see Graph). Raises GraphError before allocating anything when the model has
+    more than `max_edges` connections.
     """
     plan = _plan_stages(model)
     layers = {layer.index: layer for layer in model.layers}
-    counts = [_edge_count(layers[p["layer"]]) if p["layer"] >= 0 else 0 for p in plan]
+    counts = [int(_in_degree(layers[p["layer"]]).sum()) if p["layer"] >= 0 else 0 for p in plan]
     if sum(counts) > max_edges:
         raise GraphError(
             f"network too large to draw: {sum(counts):,} connections (limit {max_edges:,})"
         )
+    lazy = sum(counts) > materialise
 
     stages: list[Stage] = []
     node_start = edge_start = 0
@@ -360,12 +433,13 @@ def build_graph(model: Model, max_edges: int = MAX_EDGES) -> Graph:
         node_start += size
         edge_start += n_edges
 
-    src = np.empty(edge_start, dtype=np.int32)
-    dst = np.empty(edge_start, dtype=np.int32)
-    weight = np.empty(edge_start, dtype=np.float32)
-    for stage in stages[1:]:
+    n_stored = 0 if lazy else edge_start
+    src = np.empty(n_stored, dtype=np.int32)
+    dst = np.empty(n_stored, dtype=np.int32)
+    weight = np.empty(n_stored, dtype=np.float32)
+    for stage in stages[1:] if not lazy else ():
         starts = [stages[k].start for k in stage.sources]
-        s, d, w = _layer_edges(layers[stage.layer], starts)
+        s, d, w = _node_edges(layers[stage.layer], starts, np.arange(stage.size))
         cut = stage.edge_slice
         src[cut], dst[cut], weight[cut] = s, d + stage.start, w
 
@@ -374,9 +448,11 @@ def build_graph(model: Model, max_edges: int = MAX_EDGES) -> Graph:
         node_count=node_start,
         node_stage=_node_stages(stages),
         node_map=_readonly(np.concatenate([_node_maps(s) for s in stages]), np.int32),
-        src=_readonly(src, np.int32),
-        dst=_readonly(dst, np.int32),
-        weight=_readonly(weight, np.float32),
+        edge_src=_readonly(src, np.int32),
+        edge_dst=_readonly(dst, np.int32),
+        edge_weight=_readonly(weight, np.float32),
+        layers=tuple(model.layers),
+        lazy=lazy,
     )
 
 
@@ -413,9 +489,9 @@ def graph_from_table(table: list[dict]) -> Graph:
         node_count=stages[-1].stop if stages else 0,
         node_stage=_node_stages(stages),
         node_map=_readonly(np.concatenate([_node_maps(s) for s in stages]), np.int32),
-        src=empty_i,
-        dst=empty_i,
-        weight=empty_f,
+        edge_src=empty_i,
+        edge_dst=empty_i,
+        edge_weight=empty_f,
     )
 
 
@@ -461,23 +537,151 @@ def node_values(graph: Graph, acts: list[np.ndarray]) -> np.ndarray:
 def _topk_per_dst(dst: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k highest-scoring entries of every run of equal dst (dst sorted).
 
-    The runs are laid out as rows of a table padded with -inf and sorted row by row, which is
-    several times faster than one global lexsort. Ties go to the lower position, so the result
-    is deterministic. Returned ascending.
+    The runs are laid out as rows of a table padded with -inf; per row everything above the
+    k-th largest score is kept, and of the entries equal to it the first ones (ties go to the
+    lower position), so the result is deterministic. A partition per row, no sort: linear time.
+    Returned ascending.
     """
     if k <= 0 or dst.size == 0:
         return np.empty(0, dtype=np.int64)
     starts = np.flatnonzero(np.concatenate([[True], dst[1:] != dst[:-1]]))
     counts = np.diff(np.append(starts, dst.size))
-    if k >= counts.max():
+    width = int(counts.max())
+    if k >= width:
         return np.arange(dst.size, dtype=np.int64)
-    row = np.repeat(np.arange(starts.size), counts)
-    table = np.full((starts.size, counts.max()), -np.inf, dtype=np.float32)
-    table[row, np.arange(dst.size) - starts[row]] = score
-    best = np.argsort(-table, axis=1, kind="stable")[:, :k]
-    best.sort(axis=1)
-    keep = best < counts[:, None]  # never a padding cell
-    return (starts[:, None] + best)[keep].astype(np.int64)
+    valid = None if counts.min() == width else np.arange(width)[None, :] < counts[:, None]
+    if valid is None:  # every run equally long (no padding): the scores are the table
+        table = score.astype(np.float32, copy=False).reshape(starts.size, width)
+    else:
+        table = np.full((starts.size, width), -np.inf, dtype=np.float32)
+        table[valid] = score  # row-major: run after run, as the entries come
+    kth = -np.partition(-table, k - 1, axis=1)[:, k - 1 : k]  # the k-th largest of every row
+    keep = table > kth
+    tied = table == kth
+    if valid is not None:
+        tied &= valid
+    room = k - keep.sum(axis=1)
+    crowded = np.flatnonzero(tied.sum(axis=1) > room)  # more ties than places: first ones win
+    tied[crowded] &= np.cumsum(tied[crowded], axis=1) <= room[crowded, None]
+    keep |= tied
+    return np.flatnonzero(keep if valid is None else keep[valid]).astype(np.int64)
+
+
+# connections on demand: per stage, a chunk of destination nodes at a time
+
+
+def _offsets(graph: Graph, i: int) -> np.ndarray:
+    """int64 (size + 1,): where each node's connections start within stage i's edges."""
+    key = ("offsets", i)
+    if key not in graph.cache:
+        degree = _in_degree(graph.layers[graph.stages[i].layer])
+        graph.cache[key] = np.concatenate([[0], np.cumsum(degree)])
+    return graph.cache[key]
+
+
+def _chunks(graph: Graph, i: int, nodes: np.ndarray):
+    """`nodes` (local to stage i, ascending) in runs of at most CHUNK_EDGES connections (at
+    least one node each)."""
+    limit = CHUNK_EDGES
+    offsets = _offsets(graph, i)
+    total = np.cumsum(offsets[nodes + 1] - offsets[nodes])
+    lo = 0
+    while lo < nodes.size:
+        base = total[lo - 1] if lo else 0
+        hi = max(lo + 1, int(np.searchsorted(total, base + limit, side="right")))
+        yield nodes[lo:hi]
+        lo = hi
+
+
+def _stage_edges(graph: Graph, i: int, nodes: np.ndarray) -> Edges:
+    """The connections ending at `nodes` (local to stage i, ascending), in index order."""
+    stage = graph.stages[i]
+    if not graph.lazy:
+        lo = np.searchsorted(graph.edge_dst, nodes + stage.start, side="left")
+        hi = np.searchsorted(graph.edge_dst, nodes + stage.start, side="right")
+        counts = hi - lo
+        index = np.arange(counts.sum(), dtype=np.int64) + np.repeat(
+            lo - np.cumsum(counts) + counts, counts
+        )
+        return Edges(index, graph.edge_src[index], graph.edge_dst[index], graph.edge_weight[index])
+    offsets = _offsets(graph, i)
+    degree = offsets[nodes + 1] - offsets[nodes]
+    first = stage.edge_start + offsets[nodes] - (np.cumsum(degree) - degree)
+    index = np.repeat(first, degree) + np.arange(degree.sum(), dtype=np.int64)
+    starts = [graph.stages[k].start for k in stage.sources]
+    src, dst, weight = _node_edges(graph.layers[stage.layer], starts, nodes)
+    return Edges(
+        index,
+        src.astype(np.int32),
+        (dst + stage.start).astype(np.int32),
+        np.asarray(weight, np.float32),
+    )
+
+
+def _by_stage(graph: Graph, nodes) -> list[tuple[int, np.ndarray]]:
+    """Unique nodes grouped by stage: [(stage index, local nodes ascending)], inputs left out."""
+    nodes = np.unique(np.asarray(nodes, np.int64).reshape(-1))
+    if nodes.size and (nodes[0] < 0 or nodes[-1] >= graph.node_count):
+        raise IndexError(f"node out of range (graph has {graph.node_count} nodes)")
+    stage = graph.node_stage[nodes]
+    return [
+        (int(i), nodes[stage == i] - graph.stages[int(i)].start)
+        for i in np.unique(stage)
+        if graph.stages[int(i)].layer >= 0
+    ]
+
+
+def edges_into(graph: Graph, nodes) -> Edges:
+    """Every connection ending at any of `nodes` (global indices), in index order."""
+    return Edges.join(
+        [
+            _stage_edges(graph, i, chunk)
+            for i, local in _by_stage(graph, nodes)
+            for chunk in _chunks(graph, i, local)
+        ]
+    )
+
+
+def edges_at(graph: Graph, index) -> Edges:
+    """The connections with these edge indices (select_edges, incoming, trace), in the order
+    given; a lazy graph computes the connections of the nodes they end at."""
+    index = np.asarray(index, np.int64).reshape(-1)
+    if index.size and (index.min() < 0 or index.max() >= graph.edge_count):
+        raise IndexError(f"edge index out of range (graph has {graph.edge_count} edges)")
+    if not graph.lazy:
+        return Edges(index, graph.edge_src[index], graph.edge_dst[index], graph.edge_weight[index])
+    order = np.argsort(index, kind="stable")
+    wanted = index[order]
+    starts = np.array([s.edge_start for s in graph.stages], np.int64)
+    stage_of = np.searchsorted(starts, wanted, side="right") - 1
+    parts = []
+    for i in np.unique(stage_of):
+        local = wanted[stage_of == i] - starts[i]
+        node = np.searchsorted(_offsets(graph, int(i)), local, side="right") - 1
+        for chunk in _chunks(graph, int(i), np.unique(node)):
+            e = _stage_edges(graph, int(i), chunk)
+            lo, hi = np.searchsorted(wanted, e.index[[0, -1]] + [0, 1])
+            parts.append(e.take(np.searchsorted(e.index, wanted[lo:hi])))
+    out = Edges.join(parts)
+    return out.take(np.argsort(order, kind="stable"))
+
+
+def _scores(graph: Graph, e: Edges, values: np.ndarray | None) -> np.ndarray:
+    """|weight|, or with node values |weight * source value| (max pooling: the source value)."""
+    if values is None:
+        return np.abs(e.weight)
+    source = values[e.src]
+    is_max = np.array([stage.op == "maxpool2d" for stage in graph.stages])
+    return np.where(is_max[graph.node_stage[e.dst]], source, np.abs(e.weight * source))
+
+
+def _check_values(graph: Graph, values: np.ndarray | None) -> np.ndarray | None:
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape != (graph.node_count,):
+        raise ValueError(f"values must have shape ({graph.node_count},), not {values.shape}")
+    return values
 
 
 def edge_scores(
@@ -487,18 +691,50 @@ def edge_scores(
 
     Without values: |weight|. With node values: the contribution |weight * source value|; for
     max pooling the source value itself (the largest input is the one that passes through).
-    Higher is stronger.
+    Higher is stronger. A lazy graph needs `edges`.
     """
-    pick = slice(None) if edges is None else edges
-    weight = graph.weight[pick]
-    if values is None:
-        return np.abs(weight)
-    values = np.asarray(values, dtype=np.float32)
-    if values.shape != (graph.node_count,):
-        raise ValueError(f"values must have shape ({graph.node_count},), not {values.shape}")
-    source = values[graph.src[pick]]
-    is_max = np.array([stage.op == "maxpool2d" for stage in graph.stages])
-    return np.where(is_max[graph.node_stage[graph.dst[pick]]], source, np.abs(weight * source))
+    values = _check_values(graph, values)
+    if edges is None:
+        all_edges = Edges(
+            np.arange(graph.edge_count, dtype=np.int64), graph.src, graph.dst, graph.weight
+        )
+        return _scores(graph, all_edges, values)
+    return _scores(graph, edges_at(graph, edges), values)
+
+
+def _topk_into(graph: Graph, nodes, k: int, values: np.ndarray | None) -> Edges:
+    """The k strongest connections into each of `nodes` (see edge_scores), in index order."""
+    parts = []
+    for i, local in _by_stage(graph, nodes):
+        for chunk in _chunks(graph, i, local):
+            e = _stage_edges(graph, i, chunk)
+            parts.append(e.take(_topk_per_dst(e.dst, _scores(graph, e, values), k)))
+    return Edges.join(parts)
+
+
+def _non_input_nodes(graph: Graph) -> np.ndarray:
+    return np.arange(graph.stages[0].stop if graph.stages else 0, graph.node_count)
+
+
+def select(graph: Graph, mode: str, k: int = 8, values: np.ndarray | None = None) -> Edges:
+    """The edges to draw, in index order (see select_edges), with their src, dst and weight."""
+    if mode == "all":
+        if graph.lazy:
+            raise GraphError(
+                f"{graph.edge_count:,} connections are too many to draw one by one: "
+                "draw the strongest k per node or bundles"
+            )
+        return Edges(
+            np.arange(graph.edge_count, dtype=np.int64), graph.src, graph.dst, graph.weight
+        )
+    if mode == "none":
+        return NO_EDGES
+    if mode not in ("topk", "contribution"):
+        raise ValueError(f"mode must be 'all', 'topk', 'contribution' or 'none', not {mode!r}")
+    if mode == "contribution" and values is None:
+        raise ValueError("mode 'contribution' needs the node values")
+    values = _check_values(graph, values) if mode == "contribution" else None
+    return _topk_into(graph, _non_input_nodes(graph), k, values)
 
 
 def select_edges(
@@ -508,40 +744,40 @@ def select_edges(
 
     mode "all": every edge; "none": no edge; "topk": the k strongest incoming edges of every
     node by |weight| (ties to the lower edge index); "contribution": the k incoming edges with the
-    largest |weight * source value| for the given node `values` (see edge_scores).
+    largest |weight * source value| for the given node `values` (see edge_scores). A lazy graph
+    computes them a chunk of nodes at a time ("all" is refused); `select` also gives their
+    src, dst and weight.
     """
-    if mode == "all":
-        return np.arange(graph.edge_count, dtype=np.int64)
-    if mode == "none":
-        return np.empty(0, dtype=np.int64)
-    if mode not in ("topk", "contribution"):
-        raise ValueError(f"mode must be 'all', 'topk', 'contribution' or 'none', not {mode!r}")
-    if mode == "contribution" and values is None:
-        raise ValueError("mode 'contribution' needs the node values")
-    score = edge_scores(graph, values if mode == "contribution" else None)
-    picked = [
-        _topk_per_dst(graph.dst[stage.edge_slice], score[stage.edge_slice], k) + stage.edge_start
-        for stage in graph.stages[1:]
-    ]
-    return np.concatenate(picked) if picked else np.empty(0, dtype=np.int64)
+    return select(graph, mode, k, values).index
+
+
+def strongest(graph: Graph, budget: int, values: np.ndarray | None = None) -> Edges:
+    """The `budget` strongest connections of the whole graph (see edge_scores: by |weight|, or
+    by contribution for node `values`), in index order; ties at the cut go either way.
+
+    Every stage is scanned a chunk of destination nodes at a time: memory stays O(budget +
+    CHUNK_EDGES), time O(connections)."""
+    values = _check_values(graph, values)
+    best, best_score = NO_EDGES, np.empty(0, np.float32)
+    if budget <= 0:
+        return best
+    for i, local in _by_stage(graph, _non_input_nodes(graph)):
+        for chunk in _chunks(graph, i, local):
+            e = _stage_edges(graph, i, chunk)
+            score = _scores(graph, e, values)
+            if len(e) > budget:
+                keep = np.argpartition(-score, budget - 1)[:budget]
+                e, score = e.take(keep), score[keep]
+            best, best_score = Edges.join([best, e]), np.concatenate([best_score, score])
+            if len(best) > budget:
+                keep = np.argpartition(-best_score, budget - 1)[:budget]
+                best, best_score = best.take(keep), best_score[keep]
+    return best.take(np.argsort(best.index))
 
 
 def incoming(graph: Graph, node: int) -> np.ndarray:
     """Indices (int64) of the edges ending at `node`."""
-    node = _check_node(graph, node)
-    lo, hi = np.searchsorted(graph.dst, [node, node + 1])
-    return np.arange(lo, hi, dtype=np.int64)
-
-
-def _incoming_many(graph: Graph, nodes: np.ndarray) -> np.ndarray:
-    """Indices of the edges ending at any of `nodes` (sorted, unique), ascending."""
-    lo = np.searchsorted(graph.dst, nodes, side="left")
-    hi = np.searchsorted(graph.dst, nodes, side="right")
-    counts = hi - lo
-    if counts.sum() == 0:
-        return np.empty(0, dtype=np.int64)
-    offsets = np.repeat(lo - np.cumsum(counts) + counts, counts)
-    return np.arange(counts.sum(), dtype=np.int64) + offsets
+    return edges_into(graph, [_check_node(graph, node)]).index
 
 
 def trace(
@@ -555,14 +791,13 @@ def trace(
     Returns (nodes, edges): int64, ascending, the start node included.
     """
     node = _check_node(graph, node)
+    checked = _check_values(graph, values)
     frontier = np.array([node], dtype=np.int64)
     nodes, edges = [frontier], []
     for _ in range(int(graph.node_stage[node])):
-        cand = _incoming_many(graph, frontier)
-        score = edge_scores(graph, values, cand)
-        chosen = cand[_topk_per_dst(graph.dst[cand], score, per_node)]
-        edges.append(chosen)
-        frontier = np.unique(graph.src[chosen]).astype(np.int64)
+        chosen = _topk_into(graph, frontier, per_node, checked)
+        edges.append(chosen.index)
+        frontier = np.unique(chosen.src).astype(np.int64)
         nodes.append(frontier)
         if frontier.size == 0:
             break
@@ -593,8 +828,8 @@ def weighted_input(graph: Graph, model: Model, node: int, acts: list[np.ndarray]
     values = node_values(graph, acts)
     if stage.layer < 0:
         return float(values[node])
-    e = incoming(graph, node)
-    inputs = values[graph.src[e]].astype(np.float64)
+    e = edges_into(graph, [node])
+    inputs = values[e.src].astype(np.float64)
     if stage.op == "maxpool2d":
         return float(inputs.max())
-    return float(inputs @ graph.weight[e].astype(np.float64)) + node_bias(graph, model, node)
+    return float(inputs @ e.weight.astype(np.float64)) + node_bias(graph, model, node)

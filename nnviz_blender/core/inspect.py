@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .graph import Graph, incoming, node_bias, node_values, weighted_input
+from .graph import Graph, edges_into, node_bias, node_values, weighted_input
 from .modelfile import Model
 
 
@@ -115,17 +115,17 @@ def describe(
     values = node_values(graph, acts)
     stage = graph.stage_of(node)
     index = node - stage.start
-    edges = incoming(graph, node)
-    w = graph.weight[edges]
-    v = values[graph.src[edges]]
+    edges = edges_into(graph, [node])
+    w = edges.weight
+    v = values[edges.src]
     order = np.argsort(-np.abs(w * v), kind="stable")[:top]
     if stage.op == "maxpool2d":  # every input of a pool: show them all
         order = np.arange(len(edges))
     terms = tuple(
         Term(
-            int(graph.src[edges[i]]),
-            graph.stage_of(int(graph.src[edges[i]])).name,
-            int(graph.src[edges[i]]) - graph.stage_of(int(graph.src[edges[i]])).start,
+            int(edges.src[i]),
+            graph.stage_of(int(edges.src[i])).name,
+            int(edges.src[i]) - graph.stage_of(int(edges.src[i])).start,
             float(w[i]),
             float(v[i]),
         )
