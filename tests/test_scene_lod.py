@@ -240,3 +240,11 @@ def test_a_map_texel_shows_its_neurons_colour(tmp_path, cnn, graph):
 def test_every_node_shape_instances_every_neuron(cnn, graph, shape):
     name = network.build_network(cnn, "cnn", edges="none", layout="flat", node_shape=shape)
     assert instance_count(name) == graph.node_count
+
+
+def test_a_network_built_before_levels_of_detail_asks_for_a_rebuild(cnn):
+    name = network.build_network(cnn, "cnn", edges="none")
+    tree = util.find("node_groups", name, "nodes_tree")
+    tree.interface.remove(next(i for i in tree.interface.items_tree if i.name == "Slabs"))
+    with pytest.raises(NetworkError, match="older version: rebuild it"):
+        maps.set_lods(name, ["maps"] * 8)

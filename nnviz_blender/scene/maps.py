@@ -216,15 +216,19 @@ def set_lods(network: str, lods: Sequence[str]) -> list[str]:
     if bad:
         raise NetworkError(f"level of detail {bad[0]!r}: use one of {', '.join(core_lod.LODS)}")
     nodes = net.nodes
+    mod = nodes.modifiers.get(scene_nodes.MODIFIER)
+    if mod is None or not trees.has_input(mod, "Slabs"):  # built before levels of detail
+        raise NetworkError(
+            f"network {network!r} was built by an older version: rebuild it to change its "
+            "levels of detail"
+        )
     attributes.write(nodes.data, "lod", core_lod.node_lods(graph, lods), "INT", "POINT")
     blocks = core_lod.blocks(graph)
     slabs = "slab" in lods
     if slabs:
         attributes.write(nodes.data, "block", blocks, "INT", "POINT")
     nodes.data.update_tag()
-    mod = nodes.modifiers.get(scene_nodes.MODIFIER)
-    if mod is not None:
-        trees.set_modifier_input(mod, "Slabs", slabs)
+    trees.set_modifier_input(mod, "Slabs", slabs)
     remove(network)
     coll = nodes.users_collection[0] if nodes.users_collection else net.collection
     positions = net.positions()
