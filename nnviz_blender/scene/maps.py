@@ -64,10 +64,9 @@ def grid_mesh(positions: np.ndarray, block: np.ndarray, layout: str, pitch: floa
     dj = np.array([0, 0, 1, 1])
     cc, rr = col[:, None] + di, row[:, None] + dj  # corner lattice coordinates (F, 4)
     key = ((block.astype(np.int64)[:, None] * 2 * _KEY + cc + _KEY) * 2 * _KEY) + rr + _KEY
-    unique, first, inverse = np.unique(key.ravel(), return_index=True, return_inverse=True)
-    offset = (di - 0.5)[:, None] * u + (dj - 0.5)[:, None] * v  # (4, 3)
-    corners = positions[:, None, :].astype(np.float64) + pitch * offset[None]
-    vertices = corners.reshape(-1, 3)[first]
+    _, first, inverse = np.unique(key.ravel(), return_index=True, return_inverse=True)
+    offset = pitch * ((di - 0.5)[:, None] * u + (dj - 0.5)[:, None] * v)  # (4, 3)
+    vertices = positions[first // 4] + offset[first % 4]  # each corner from its first face
     return vertices.astype(np.float32), inverse.reshape(-1, 4).astype(np.int32)
 
 
