@@ -248,3 +248,26 @@ def test_a_network_built_before_levels_of_detail_asks_for_a_rebuild(cnn):
     tree.interface.remove(next(i for i in tree.interface.items_tree if i.name == "Slabs"))
     with pytest.raises(NetworkError, match="older version: rebuild it"):
         maps.set_lods(name, ["maps"] * 8)
+
+
+def test_solid_viewports_colour_texels_by_material(tmp_path, cnn, graph):
+    """Solid and Workbench colour by material: each face's material slot is 1 + its colour bin,
+    a copy of the maps material whose viewport colour is the colormap there."""
+    from nnviz_blender.scene import materials
+
+    name = network.build_network(cnn, "cnn", edges="none", lod={"conv1": "maps"})
+    network.show_input(name, cnn, digit(cnn))
+    obj = util.find("objects", name, maps.role(1))
+    mesh = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    index = np.empty(len(mesh.polygons), np.int32)
+    mesh.polygons.foreach_get("material_index", index)
+    k = materials.PALETTE_SIZE
+    level = maps.read_values(name, 1)["level"]
+    assert np.array_equal(index, 1 + np.floor(level * (k - 1e-3)).astype(np.int32))
+    assert len(set(index.tolist())) > 4
+    slots = obj.data.materials
+    assert len(slots) == k + 1
+    stops = materials.COLORMAPS["original"]
+    for i in (0, k - 1):
+        want = materials.linear(materials.sample_colormap(stops, (i + 0.5) / k))
+        np.testing.assert_allclose(tuple(slots[1 + i].diffuse_color), want, atol=1e-6)

@@ -210,6 +210,7 @@ def build_network(
     net.normalise = per
     net.layout = layout
     net.theme = th.name
+    net.colormap = colormap or ""
     net.edge_mode = str(mode)
     net.model = model.path or ""
     net.labels = list(model.labels)
