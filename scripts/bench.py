@@ -222,6 +222,19 @@ def has_bpy() -> bool:
     return True
 
 
+def stroke_frames(w: int, h: int, n: int = 8) -> list[np.ndarray]:
+    """`n` distinct canvases (RGBA, flat) of one vertical stroke moving right: every live tick
+    that shows the next one sees a change."""
+    frames = []
+    for i in range(n):
+        px = np.zeros((h, w, 4), np.float32)
+        px[..., 3] = 1.0
+        x = w * 25 // 64 + 4 * i  # on the 256 x 256 canvas: rows 40-215, 20 columns from 100
+        px[h * 5 // 32 : h * 27 // 32, x : x + w * 5 // 64, :3] = 1.0
+        frames.append(px.ravel())
+    return frames
+
+
 def bench_live(repeat: int) -> dict[str, float]:
     """The live tick on the CNN with every edge, as Blender runs it (needs the bpy wheel)."""
     import bpy
@@ -234,13 +247,7 @@ def bench_live(repeat: int) -> dict[str, float]:
     name = network.build_network(model, "cnn", edges="all")
     live.start(name)
     image = live.canvas_image(name)
-    w, h = image.size
-    frames = []
-    for i in range(8):  # distinct canvases: every tick sees a change
-        px = np.zeros((h, w, 4), np.float32)
-        px[..., 3] = 1.0
-        px[40:216, 100 + 4 * i : 120 + 4 * i, :3] = 1.0
-        frames.append(px.ravel())
+    frames = stroke_frames(*image.size)
     state = {"i": 0}
 
     def changed_tick():

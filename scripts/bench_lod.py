@@ -25,11 +25,11 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 
 def ptex_onnx(path: str) -> str:
     """Write the classic PyTorch MNIST example (random weights, seeded) as ONNX to `path`."""
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
     try:
         import big_models  # the core branch's writer, when it has landed
 
@@ -58,6 +58,7 @@ def ptex_onnx(path: str) -> str:
 
 def collect(repeat: int = 20, render: str | None = None) -> dict[str, float]:
     import bpy
+    from bench import stroke_frames
 
     from nnviz_blender import live
     from nnviz_blender.core.forward import forward
@@ -85,13 +86,7 @@ def collect(repeat: int = 20, render: str | None = None) -> dict[str, float]:
 
     live.start(name)
     image = live.canvas_image(name)
-    w, h = image.size
-    frames = []
-    for i in range(8):  # distinct canvases: every tick sees a change
-        px = np.zeros((h, w, 4), np.float32)
-        px[..., 3] = 1.0
-        px[h // 6 : h - h // 6, w // 3 + 4 * i : w // 3 + 4 * i + w // 12, :3] = 1.0
-        frames.append(px.ravel())
+    frames = stroke_frames(*image.size)
 
     def tick(i: int) -> float:
         image.pixels.foreach_set(frames[i % len(frames)])

@@ -84,3 +84,20 @@ def big_onnx():
     import big_models
 
     return big_models.path
+
+
+def render_png(path, scene=None):
+    """Render the scene to `path` and read it back: float RGBA (H, W, 4), top row first."""
+    import bpy
+
+    scene = scene or bpy.context.scene
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        w, h = image.size
+        px = np.empty(w * h * 4, np.float32)
+        image.pixels.foreach_get(px)
+        return px.reshape(h, w, 4)[::-1].copy()
+    finally:
+        bpy.data.images.remove(image)

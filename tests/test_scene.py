@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import CNN_SPEC, MLP_SPEC, random_arrays
+from conftest import CNN_SPEC, MLP_SPEC, random_arrays, render_png
 
 bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
@@ -329,20 +329,6 @@ def test_bad_options_build_nothing(mlp):
 
 
 # --- rendering --------------------------------------------------------------------------------
-
-
-def render_png(path, scene=None):
-    scene = scene or bpy.context.scene
-    scene.render.filepath = str(path)
-    bpy.ops.render.render(write_still=True)
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        w, h = image.size
-        px = np.empty(w * h * 4, np.float32)
-        image.pixels.foreach_get(px)
-        return px.reshape(h, w, 4)[::-1].copy()  # top row first
-    finally:
-        bpy.data.images.remove(image)
 
 
 def node_pixels(name, nodes, w, h):

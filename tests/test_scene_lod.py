@@ -3,7 +3,7 @@ one point per neuron (edges, labels, bakes unchanged), hidden layers hide their 
 
 import numpy as np
 import pytest
-from conftest import CNN_SPEC, random_arrays
+from conftest import CNN_SPEC, random_arrays, render_png
 
 bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
@@ -164,20 +164,6 @@ def test_baked_values_reach_the_maps(cnn, graph):
 # --- rendering --------------------------------------------------------------------------------
 
 
-def render_pixels(path):
-    scene = bpy.context.scene
-    scene.render.filepath = str(path)
-    bpy.ops.render.render(write_still=True)
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        w, h = image.size
-        px = np.empty(w * h * 4, np.float32)
-        image.pixels.foreach_get(px)
-        return px.reshape(h, w, 4)[::-1].copy()  # top row first
-    finally:
-        bpy.data.images.remove(image)
-
-
 @pytest.mark.parametrize("engine", ["CYCLES", "BLENDER_WORKBENCH"])
 def test_loose_vertices_render_nothing(tmp_path, engine):
     """What the nodes object relies on: its points (a loose-vertex mesh) are never drawn."""
@@ -192,13 +178,13 @@ def test_loose_vertices_render_nothing(tmp_path, engine):
     scene.render.resolution_x, scene.render.resolution_y = 64, 48
     if engine == "CYCLES":
         scene.cycles.samples = 2
-    empty = render_pixels(tmp_path / "empty.png")
+    empty = render_png(tmp_path / "empty.png")
     mesh = bpy.data.meshes.new("points")
     mesh.vertices.add(2500)
     grid = np.stack(np.meshgrid(np.linspace(-1, 1, 50), [0.0], np.linspace(-1, 1, 50)), -1)
     attrs.write_positions(mesh, grid.reshape(-1, 3))
     scene.collection.objects.link(bpy.data.objects.new("points", mesh))
-    assert np.array_equal(render_pixels(tmp_path / "points.png"), empty)
+    assert np.array_equal(render_png(tmp_path / "points.png"), empty)
 
 
 @pytest.mark.slow
@@ -223,9 +209,9 @@ def test_a_map_texel_shows_its_neurons_colour(tmp_path, cnn, graph):
     scene.camera.rotation_euler = (np.pi / 2, 0.0, 0.0)
     scene.camera.data.type = "ORTHO"
     scene.camera.data.ortho_scale = 4.0
-    tiles = render_pixels(tmp_path / "tiles.png")
+    tiles = render_png(tmp_path / "tiles.png")
     maps.set_lods(name, ["neurons", "maps"] + ["neurons"] * 6)
-    texels = render_pixels(tmp_path / "maps.png")
+    texels = render_png(tmp_path / "maps.png")
     spots = []
     for p in pos[::7]:
         q = world_to_camera_view(scene, scene.camera, Vector(p.tolist()))
@@ -240,3 +226,34 @@ def test_a_map_texel_shows_its_neurons_colour(tmp_path, cnn, graph):
 def test_every_node_shape_instances_every_neuron(cnn, graph, shape):
     name = network.build_network(cnn, "cnn", edges="none", layout="flat", node_shape=shape)
     assert instance_count(name) == graph.node_count
+
+
+def test_a_network_built_before_levels_of_detail_asks_for_a_rebuild(cnn):
+    name = network.build_network(cnn, "cnn", edges="none")
+    tree = util.find("node_groups", name, "nodes_tree")
+    tree.interface.remove(next(i for i in tree.interface.items_tree if i.name == "Slabs"))
+    with pytest.raises(NetworkError, match="older version: rebuild it"):
+        maps.set_lods(name, ["maps"] * 8)
+
+
+def test_solid_viewports_colour_texels_by_material(tmp_path, cnn, graph):
+    """Solid and Workbench colour by material: each face's material slot is 1 + its colour bin,
+    a copy of the maps material whose viewport colour is the colormap there."""
+    from nnviz_blender.scene import materials
+
+    name = network.build_network(cnn, "cnn", edges="none", lod={"conv1": "maps"})
+    network.show_input(name, cnn, digit(cnn))
+    obj = util.find("objects", name, maps.role(1))
+    mesh = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    index = np.empty(len(mesh.polygons), np.int32)
+    mesh.polygons.foreach_get("material_index", index)
+    k = materials.PALETTE_SIZE
+    level = maps.read_values(name, 1)["level"]
+    assert np.array_equal(index, 1 + np.floor(level * (k - 1e-3)).astype(np.int32))
+    assert len(set(index.tolist())) > 4
+    slots = obj.data.materials
+    assert len(slots) == k + 1
+    stops = materials.COLORMAPS["original"]
+    for i in (0, k - 1):
+        want = materials.linear(materials.sample_colormap(stops, (i + 0.5) / k))
+        np.testing.assert_allclose(tuple(slots[1 + i].diffuse_color), want, atol=1e-6)

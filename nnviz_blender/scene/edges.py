@@ -231,11 +231,16 @@ def segment_counts(p0: np.ndarray, p1: np.ndarray, max_segment: float | None) ->
 def subdivide(p0: np.ndarray, p1: np.ndarray, segments: np.ndarray) -> np.ndarray:
     """All curve points, curve after curve: segments[i] + 1 evenly spaced points from p0 to p1."""
     counts = segments + 1
-    curve = np.repeat(np.arange(len(p0)), counts)
     first = np.cumsum(counts) - counts
-    t = (np.arange(int(counts.sum())) - first[curve]) / segments[curve]
-    t = t.astype(np.float32)[:, None]
-    return np.ascontiguousarray(p0[curve] * (1.0 - t) + p1[curve] * t, dtype=np.float32)
+    local = np.arange(int(counts.sum())) - np.repeat(first, counts)
+    t = (local / np.repeat(segments, counts)).astype(np.float32)[:, None]
+    # repeat + in-place (1.5x faster than fancy indexing at the 7M points of 500k edges)
+    out = np.repeat(np.asarray(p0, np.float32), counts, axis=0)
+    out *= 1.0 - t
+    end = np.repeat(np.asarray(p1, np.float32), counts, axis=0)
+    end *= t
+    out += end
+    return out
 
 
 def set_radius(curves, radius: float) -> None:

@@ -66,6 +66,7 @@ class Network:
     normalise = _Setting("map")  # core.values grouping: "map" | "stage" | "global"
     layout = _Setting("3d")  # "3d" | "flat"
     theme = _Setting("dark")  # materials theme name
+    colormap = _Setting("")  # the nodes' colormap when not the theme's
     edge_mode = _Setting("all", key="edges")  # the edge mode it was built with, e.g. "topk:8"
     model = _Setting("")  # path of the model file (live drawing reloads it)
     labels = _Setting([], "json")  # class labels of the output stage

@@ -11,7 +11,10 @@ Both get a Geometry Nodes modifier that samples `act`, `level`, `signed` (slabs:
 means `<attr>_mean` the nodes object derives, see nodes.py) of point `node` of the evaluated
 nodes object and stores them on the faces, where a copy of the node material reads them
 (Attribute GEOMETRY: a FACE attribute is constant over its face, so each texel shows exactly
-its neuron's colour). An update still writes only the nodes' values.
+its neuron's colour). An update still writes only the nodes' values. For Solid viewports and
+Workbench, which colour by material, each face also gets the material index 1 + its colour
+bin: slots 1..PALETTE_SIZE are copies of that material (the same shader, so renders do not
+change) whose viewport colour is the colormap at the bin.
 
 `set_lods` is the one way to change levels on a built network: it rewrites the nodes'
 `lod` (which instances they get) and rebuilds these objects; Network.lods keeps the choice.
@@ -27,11 +30,12 @@ import numpy as np
 from ..core import graph as core_graph
 from ..core import layout as core_layout
 from ..core import lod as core_lod
-from . import attributes, trees, util
+from . import attributes, materials, trees, util
 from . import nodes as scene_nodes
 from .handle import Network, NetworkError
 
 MODIFIER = "NNViz Maps"
+PALETTE = materials.PALETTE_SIZE
 SLAB_DEPTH = 0.9  # thickness of a slab, in pitches (a node cube's size)
 _KEY = 1 << 20  # grid coordinates are offset by this in the vertex keys (|coordinate| < 2^20)
 
@@ -64,10 +68,9 @@ def grid_mesh(positions: np.ndarray, block: np.ndarray, layout: str, pitch: floa
     dj = np.array([0, 0, 1, 1])
     cc, rr = col[:, None] + di, row[:, None] + dj  # corner lattice coordinates (F, 4)
     key = ((block.astype(np.int64)[:, None] * 2 * _KEY + cc + _KEY) * 2 * _KEY) + rr + _KEY
-    unique, first, inverse = np.unique(key.ravel(), return_index=True, return_inverse=True)
-    offset = (di - 0.5)[:, None] * u + (dj - 0.5)[:, None] * v  # (4, 3)
-    corners = positions[:, None, :].astype(np.float64) + pitch * offset[None]
-    vertices = corners.reshape(-1, 3)[first]
+    _, first, inverse = np.unique(key.ravel(), return_index=True, return_inverse=True)
+    offset = pitch * ((di - 0.5)[:, None] * u + (dj - 0.5)[:, None] * v)  # (4, 3)
+    vertices = positions[first // 4] + offset[first % 4]  # each corner from its first face
     return vertices.astype(np.float32), inverse.reshape(-1, 4).astype(np.int32)
 
 
@@ -117,8 +120,9 @@ def _mesh(name: str, network: str, role: str, vertices: np.ndarray, faces: np.nd
 # --- node tree and material -------------------------------------------------------------------
 
 
-def build_tree(network: str, slab: bool):
-    """Faces take the values of nodes object point `node` (slabs: its block's means)."""
+def build_tree(network: str, slab: bool, signed: bool):
+    """Faces take the values of nodes object point `node` (slabs: its block's means), and the
+    material of their colour bin (of `signed` or `level`)."""
     role = "slab_tree" if slab else "maps_tree"
     tree = util.find("node_groups", network, role)
     if tree is not None:
@@ -134,26 +138,44 @@ def build_tree(network: str, slab: bool):
         source = f"{name}_mean" if slab else name
         value = trees.node_value(tree, gin.outputs["Nodes"], source, node, -500, -250 * i)
         geometry = trees.store(tree, geometry, name, value, "FLOAT", "FACE", -100 + 200 * i, 0)
-    gout = trees.node(tree, "NodeGroupOutput", 600, 0)
+    k = PALETTE
+    shown = trees.named(tree, "signed" if signed else "level", "FLOAT", 300, -300)
+    scale = trees.node(tree, "ShaderNodeMapRange", 450, -300, clamp=True)
+    trees.link(tree, shown, scale.inputs["Value"])
+    scale.inputs["From Min"].default_value = -1.0 if signed else 0.0
+    scale.inputs["To Min"].default_value = 1.0
+    scale.inputs["To Max"].default_value = k + 1 - 1e-3
+    slot = trees.math(tree, "FLOOR", scale.outputs["Result"], None, 600, -300)
+    index = trees.node(tree, "GeometryNodeSetMaterialIndex", 600, 0)
+    trees.link(tree, geometry, index.inputs["Geometry"])
+    trees.link(tree, slot, index.inputs["Material Index"])
+    geometry = index.outputs["Geometry"]
+    gout = trees.node(tree, "NodeGroupOutput", 800, 0)
     trees.link(tree, geometry, gout.inputs["Geometry"])
     return tree
 
 
-def material(network: str):
-    """The node material read from the faces' attributes (a copy; made once per network)."""
-    mat = util.find("materials", network, "maps_material")
-    if mat is not None:
-        return mat
+def palette(network: str, stops) -> list:
+    """The node material read from the faces' attributes (a copy), then PALETTE_SIZE copies of
+    it whose viewport colour is the colormap at each bin; made once per network."""
+    found = [util.find("materials", network, f"maps_material_{i}") for i in range(PALETTE + 1)]
+    if all(m is not None for m in found):
+        return found
     node_mat = util.find("materials", network, "nodes_material")
-    if node_mat is None:
-        return None
     mat = node_mat.copy()
     mat.name = f"{network} maps"
-    util.tag(mat, network, "maps_material")
+    util.tag(mat, network, "maps_material_0")
     for node in mat.node_tree.nodes:
         if node.bl_idname == "ShaderNodeAttribute":
             node.attribute_type = "GEOMETRY"
-    return mat
+    mats = [mat]
+    for i in range(PALETTE):
+        copy = mat.copy()
+        copy.name = f"{mat.name} {i:02d}"
+        util.tag(copy, network, f"maps_material_{i + 1}")
+        copy.diffuse_color = materials.linear(materials.sample_colormap(stops, (i + 0.5) / PALETTE))
+        mats.append(copy)
+    return mats
 
 
 # --- build / switch ---------------------------------------------------------------------------
@@ -183,13 +205,14 @@ def _build_stage(network: str, collection, graph, k: int, lod: str, positions, l
     zeros = np.zeros(len(faces), np.float32)
     for attr in scene_nodes.VALUE_ATTRS:  # replaced by the modifier; here for the original mesh
         attributes.write(mesh, attr, zeros, "FLOAT", "FACE")
-    mat = material(network)
-    if mat is not None:
+    net = Network(network)
+    cmap, signed = materials.node_colormap(materials.get_theme(net.theme), net.colormap or None)
+    for mat in palette(network, materials.COLORMAPS[cmap]):
         mesh.materials.append(mat)
     obj = util.tag(bpy.data.objects.new(name, mesh), network, role(k))
     collection.objects.link(obj)
     mod = obj.modifiers.new(MODIFIER, "NODES")
-    mod.node_group = build_tree(network, lod == "slab")
+    mod.node_group = build_tree(network, lod == "slab", signed)
     nodes = Network(network).nodes
     trees.set_modifier_input(mod, "Nodes", nodes)
     obj.matrix_world = nodes.matrix_world.copy()
@@ -216,15 +239,19 @@ def set_lods(network: str, lods: Sequence[str]) -> list[str]:
     if bad:
         raise NetworkError(f"level of detail {bad[0]!r}: use one of {', '.join(core_lod.LODS)}")
     nodes = net.nodes
+    mod = nodes.modifiers.get(scene_nodes.MODIFIER)
+    if mod is None or not trees.has_input(mod, "Slabs"):  # built before levels of detail
+        raise NetworkError(
+            f"network {network!r} was built by an older version: rebuild it to change its "
+            "levels of detail"
+        )
     attributes.write(nodes.data, "lod", core_lod.node_lods(graph, lods), "INT", "POINT")
     blocks = core_lod.blocks(graph)
     slabs = "slab" in lods
     if slabs:
         attributes.write(nodes.data, "block", blocks, "INT", "POINT")
     nodes.data.update_tag()
-    mod = nodes.modifiers.get(scene_nodes.MODIFIER)
-    if mod is not None:
-        trees.set_modifier_input(mod, "Slabs", slabs)
+    trees.set_modifier_input(mod, "Slabs", slabs)
     remove(network)
     coll = nodes.users_collection[0] if nodes.users_collection else net.collection
     positions = net.positions()

@@ -143,6 +143,12 @@ def mix_rgb(c0: RGB, c1: RGB, f: float) -> RGB:
     )
 
 
+def node_colormap(theme: Theme, colormap: str | None) -> tuple[str, bool]:
+    """(the colormap nodes are coloured with, whether it shows `signed` rather than `level`)."""
+    cmap = colormap or theme.node_colormap
+    return cmap, theme.node_value == "signed" or cmap.startswith("diverging")
+
+
 def get_theme(name: str) -> Theme:
     try:
         return THEMES[name]
@@ -178,10 +184,9 @@ def node_material(
     (a colour image model's per-channel (mean, std)) the input stage shows its pixels in colour
     instead (`_rgb_input`).
     """
-    cmap = colormap or theme.node_colormap
+    cmap, signed = node_colormap(theme, colormap)
     if cmap not in COLORMAPS:
         raise ValueError(f"unknown colormap {cmap!r} (choose from {', '.join(COLORMAPS)})")
-    signed = theme.node_value == "signed" or cmap.startswith("diverging")
     mat = util.new_material(f"{network} nodes", network, "nodes_material")
     nt = mat.node_tree
     n, link = trees.node, trees.link

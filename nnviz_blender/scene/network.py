@@ -210,6 +210,7 @@ def build_network(
     net.normalise = per
     net.layout = layout
     net.theme = th.name
+    net.colormap = colormap or ""
     net.edge_mode = str(mode)
     net.model = model.path or ""
     net.labels = list(model.labels)
@@ -287,25 +288,16 @@ def set_edge_fade(name: str, fade: float, strength: float | None = None) -> None
     mat = util.find("materials", name, "edges_material")
     if mat is not None:
         materials.set_edge_look(mat, strength=strength, fade=fade)
-        if mod is not None and _has_input(mod, "Painting Threshold"):
+        if mod is not None and trees.has_input(mod, "Painting Threshold"):
             level = scene_edges.painting_threshold(*materials.edge_look(mat))
             trees.set_modifier_input(mod, "Painting Threshold", level)
-
-
-def _has_input(mod, socket: str) -> bool:
-    """False for a network built by an older version (its tree lacks the input)."""
-    try:
-        trees.socket_identifier(mod.node_group, socket)
-    except KeyError:
-        return False
-    return True
 
 
 def set_painting(name: str, on: bool) -> None:
     """While the user paints, viewports draw a light version of the edges: only those that show
     clearly, one segment each (edges.build_tree); renders always draw the full one."""
     mod = Network(name).modifier("edges", scene_edges.MODIFIER)
-    if mod is None or not _has_input(mod, "Painting"):
+    if mod is None or not trees.has_input(mod, "Painting"):
         return
     if bool(trees.get_modifier_input(mod, "Painting")) != bool(on):
         trees.set_modifier_input(mod, "Painting", bool(on))

@@ -67,8 +67,7 @@ def add_solid_colors(tree, build_branch, at=None) -> None:
 
 def add_to_nodes(name: str, theme: materials.Theme, colormap: str | None) -> None:
     """Solid colours for the nodes: realized cubes with a material per colour bin."""
-    cmap = colormap or theme.node_colormap
-    signed = theme.node_value == "signed" or cmap.startswith("diverging")
+    _, signed = materials.node_colormap(theme, colormap)
     pal = materials.node_palette(name, theme, colormap)
 
     def branch(tree, geometry):
@@ -91,8 +90,7 @@ def add_viewport_colors(name: str, theme: materials.Theme, colormap: str | None)
     """
     tree = util.find("node_groups", name, "nodes_tree")
     node_mat = util.find("materials", name, "nodes_material")
-    cmap = colormap or theme.node_colormap
-    signed = theme.node_value == "signed" or cmap.startswith("diverging")
+    cmap, signed = materials.node_colormap(theme, colormap)
     stops = materials.COLORMAPS[cmap]
     k = materials.PALETTE_SIZE
     inst = next(n for n in tree.nodes if n.bl_idname == "GeometryNodeInstanceOnPoints")

@@ -45,6 +45,16 @@ def socket_identifier(tree, name: str, in_out: str = "INPUT") -> str:
     raise KeyError(f"node group {tree.name!r} has no {in_out.lower()} socket {name!r}")
 
 
+def has_input(modifier, name: str) -> bool:
+    """Whether a Geometry Nodes modifier's tree has the input `name` (a network built by an
+    older version may lack it)."""
+    try:
+        socket_identifier(modifier.node_group, name)
+    except KeyError:
+        return False
+    return True
+
+
 def set_modifier_input(modifier, name: str, value) -> None:
     """Set a Geometry Nodes modifier input and tag the object (ID properties do not tag)."""
     modifier[socket_identifier(modifier.node_group, name)] = value
