@@ -167,7 +167,7 @@ def test_bad_edge_modes_are_reported():
 def test_evaluated_glow_is_weight_times_source_activation(cnn):
     name = network.build_network(cnn, "cnn", edges="all")
     graph = core_graph.build_graph(cnn)
-    gain = edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))
+    gain = edges.stage_gains(graph)[graph.node_stage[graph.dst]]
     for seed in (0, 1):
         acts = forward(cnn, digit(cnn, seed))
         network.apply_activations(name, cnn, acts)

@@ -100,7 +100,7 @@ def test_maps_and_slabs_show_the_forward_pass(cnn, graph, layout):
 def test_edges_still_follow_every_node(cnn, graph):
     name = network.build_network(cnn, "cnn", edges="topk:4", lod=LODS)
     pick = core_graph.select_edges(graph, "topk", 4)
-    gain = edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))[pick]
+    gain = edges.stage_gains(graph)[graph.node_stage[graph.dst]][pick]
     values = core_graph.node_values(graph, forward(cnn, digit(cnn)))
     network.apply_values(name, values)
     expected = graph.weight[pick] * values[graph.src[pick]] * gain

@@ -56,7 +56,7 @@ def viewport_edges(name):
 
 def glow_expected(model, name, acts):
     graph = core_graph.build_graph(model)
-    gain = edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))
+    gain = edges.stage_gains(graph)[graph.node_stage[graph.dst]]
     values = core_graph.node_values(graph, acts)
     return graph.weight * values[graph.src] * gain
 

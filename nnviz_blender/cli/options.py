@@ -128,9 +128,10 @@ def need_bpy(what: str) -> None:
         ) from None
 
 
-def build_scene(model, args, values, edge_strength: float | None = None, **build) -> str:
-    """An empty file with the network built as the scene options say, showing node `values`
-    (raw, one per node), edges faded from --edge-fade; returns the network's name."""
+def build_scene(model, args, shown, edge_strength: float | None = None, **build) -> str:
+    """An empty file with the network built as the scene options say, showing `shown`: one
+    input's activations (forward()'s list: node values and bundles) or raw node values (one
+    per node); edges faded from --edge-fade; returns the network's name."""
     import bpy
 
     from ..scene import network
@@ -147,7 +148,10 @@ def build_scene(model, args, values, edge_strength: float | None = None, **build
         scene=bpy.context.scene,
         **build,
     )
-    network.apply_values(name, values)
+    if isinstance(shown, list):
+        network.apply_activations(name, model, shown)
+    else:
+        network.apply_values(name, shown)
     network.set_edge_fade(name, max(args.edge_fade, mode.threshold), strength=edge_strength)
     return name
 

@@ -96,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
     import bpy
 
     from ..core.forward import forward, probabilities
-    from ..core.graph import build_graph, node_values
     from ..core.modelfile import load_model
     from ..paths import shipped_model
     from ..scene import network
@@ -128,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     name = build_scene(
         model,
         args,
-        node_values(build_graph(model), acts),
+        acts,
         edge_strength=args.edge_strength,
         node_shape=None if args.node_shape == "theme" else args.node_shape,
         spacing=args.spacing,

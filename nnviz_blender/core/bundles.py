@@ -269,3 +269,59 @@ def bundle_glow(b: Bundles, acts: list[np.ndarray]) -> np.ndarray:
             part, inputs, np.asarray(acts[ids[-1]], np.float32)
         )
     return out
+
+
+# --- coarser bundles for drawing --------------------------------------------------------------
+
+MAX_DRAWN_BLOCKS = 32  # blocks per stage at most, when bundles are drawn
+
+
+@dataclass(frozen=True, eq=False)
+class Coarse:
+    """Bundles merged for drawing: a stage's blocks (feature maps) taken in runs of equal size
+    so no stage has more than MAX_DRAWN_BLOCKS, and the bundles between them. Each coarse bundle
+    is the union of the bundles it merges, so its glow is the sum of theirs."""
+
+    block: np.ndarray  # int32 (K,) coarse block of every (fine) block
+    block_count: int
+    src: np.ndarray  # int32 (C,) coarse source block of every coarse bundle
+    dst: np.ndarray  # int32 (C,)
+    members: np.ndarray  # int64 (C,)
+    stage: np.ndarray  # int32 (C,) destination stage (coarse bundles are grouped by it)
+    bundle_start: np.ndarray  # int64 (S + 1,) first coarse bundle ending in every stage
+    of_bundle: np.ndarray  # int64 (B,) the coarse bundle each bundle belongs to
+
+    @property
+    def count(self) -> int:
+        return int(self.src.size)
+
+    def glow(self, fine: np.ndarray) -> np.ndarray:
+        """float32 (C,) from bundle_glow's (B,): the sum over the merged bundles."""
+        return np.bincount(self.of_bundle, weights=fine, minlength=self.count).astype(np.float32)
+
+
+def coarsen(b: Bundles, max_blocks: int = MAX_DRAWN_BLOCKS) -> Coarse:
+    """Merge each stage's blocks into at most `max_blocks` runs of consecutive blocks."""
+    counts = np.diff(b.block_start)
+    per = -(-counts // max_blocks)  # fine blocks per coarse block, per stage
+    n_coarse = -(-counts // per)
+    first = np.concatenate([[0], np.cumsum(n_coarse)])
+    block = np.concatenate(
+        [first[i] + np.arange(c) // per[i] for i, c in enumerate(counts)] or [np.zeros(0)]
+    ).astype(np.int32)
+    stage = b.stage
+    key = (stage.astype(np.int64) * first[-1] + block[b.src]) * first[-1] + block[b.dst]
+    keys, of_bundle = np.unique(key, return_inverse=True)
+    src = (keys // first[-1]) % first[-1]
+    coarse_stage = keys // first[-1] ** 2
+    starts = np.searchsorted(coarse_stage, np.arange(counts.size + 1))
+    return Coarse(
+        block=_readonly(block, np.int32),
+        block_count=int(first[-1]),
+        src=_readonly(src, np.int32),
+        dst=_readonly(keys % first[-1], np.int32),
+        members=_readonly(np.bincount(of_bundle, weights=b.members).astype(np.int64), np.int64),
+        stage=_readonly(coarse_stage, np.int32),
+        bundle_start=_readonly(starts, np.int64),
+        of_bundle=_readonly(of_bundle.reshape(-1), np.int64),
+    )

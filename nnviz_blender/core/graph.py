@@ -33,7 +33,7 @@ import numpy as np
 from .modelfile import ELEMENTWISE, POOLS, SOFTMAXES, Layer, Model, ModelError
 
 MAX_EDGES = 10_000_000_000  # connections in all; a lazy graph never holds them
-MATERIALISE_EDGES = 20_000_000  # graphs with more connections compute them on demand
+MATERIALISE_EDGES = 2_000_000  # graphs with more connections compute them on demand
 CHUNK_EDGES = 4_000_000  # connections computed at once when a lazy graph computes many
 STAGE_KINDS = ("input", "conv", "pool", "dense", "affine", "add", "concat", "act", "output")
 _ELEMENTWISE_ALL = (*ELEMENTWISE, *SOFTMAXES)  # layers whose output the current stage shows
@@ -833,3 +833,9 @@ def weighted_input(graph: Graph, model: Model, node: int, acts: list[np.ndarray]
     if stage.op == "maxpool2d":
         return float(inputs.max())
     return float(inputs @ e.weight.astype(np.float64)) + node_bias(graph, model, node)
+
+
+def strongest_into(graph: Graph, nodes, k: int, values: np.ndarray | None = None) -> Edges:
+    """The k strongest connections into each of `nodes` (global indices; see edge_scores: by
+    |weight|, or by contribution for node `values`), in index order, a chunk at a time."""
+    return _topk_into(graph, nodes, k, _check_values(graph, values))

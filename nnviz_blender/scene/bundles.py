@@ -65,11 +65,13 @@ def build(
     return obj.name
 
 
-def write_glow(network: str, glow: np.ndarray) -> None:
-    """The per-update write: one display-normalised glow per bundle."""
+def write_glow(network: str, glow: np.ndarray | None) -> None:
+    """The per-update write: one display-normalised glow per bundle (None: all 0)."""
     obj = util.find("objects", network, ROLE)
     if obj is None:
         return
+    if glow is None:
+        glow = np.zeros(attributes.domain_size(obj.data, "CURVE"), np.float32)
     attributes.write_existing(obj.data, "glow", np.asarray(glow, np.float32))
 
 

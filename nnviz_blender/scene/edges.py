@@ -17,6 +17,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from ..core import graph as core_graph
 from . import attributes, trees, util
 
 MODIFIER = "NNViz Edges"
@@ -130,20 +131,30 @@ def painting_threshold(strength: float, fade: float) -> float:
     return (fade + PAINTING_AMOUNT * (1.0 - fade)) / max(strength, 1e-6)
 
 
-def stage_gain(weight: np.ndarray, dst_stage: np.ndarray, n_stages: int) -> np.ndarray:
-    """Per-edge constant 1 / (99th percentile of |weight| over the edges into the same stage).
+GAIN_SAMPLE = 100_000  # connections per stage that set the gain of a lazy graph (about)
+
+
+def stage_gains(graph) -> np.ndarray:
+    """Per stage: 1 / (99th percentile of |weight| over the connections into it) -> float32 (S,).
 
     Activations shown here are at most ~1 in magnitude (pixels, tanh, probabilities), so
-    weight x activation x gain lands mostly in [-1, 1] whatever the layer's weight scale.
+    weight x activation x gain lands mostly in [-1, 1] whatever the layer's weight scale. A lazy
+    graph (core.graph) takes the connections of evenly spread nodes, about GAIN_SAMPLE per stage.
     """
-    gain = np.ones(len(weight), dtype=np.float32)
-    for s in range(n_stages):
-        sel = dst_stage == s
-        if not sel.any():
+    gains = np.ones(len(graph.stages), dtype=np.float32)
+    for i, stage in enumerate(graph.stages):
+        if stage.edge_count == 0:
             continue
-        scale = float(np.percentile(np.abs(weight[sel]), 99.0))
-        gain[sel] = 1.0 / scale if scale > 0 else 1.0
-    return gain
+        if graph.lazy:
+            nodes = np.unique(
+                np.linspace(stage.start, stage.stop - 1, GAIN_SAMPLE).astype(np.int64)
+            )
+            weight = core_graph.edges_into(graph, nodes).weight
+        else:
+            weight = graph.weight[stage.edge_slice]
+        scale = float(np.percentile(np.abs(weight), 99.0))
+        gains[i] = 1.0 / scale if scale > 0 else 1.0
+    return gains
 
 
 def build(

@@ -72,6 +72,7 @@ class Network:
     labels = _Setting([], "json")  # class labels of the output stage
     output = _Setting("probabilities")  # what the output stage holds (Model.output_kind)
     hidden = _Setting([], "json")  # hidden stage indices (scene.visibility)
+    bundled = _Setting([], "json")  # stages also drawn as bundles (core.edgeplan)
     lods = _Setting([], "json")  # level of detail per stage, core.lod.LODS (scene.maps.set_lods)
     prediction = _Setting([], "json")  # top-3 [label, probability] of the last input (live)
     bake = _Setting(None, "group")  # {keys, frame_start, frame_end, wave} (animation.bake)

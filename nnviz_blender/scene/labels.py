@@ -70,6 +70,9 @@ def class_material(network: str, theme: materials.Theme):
     return mat
 
 
+MAX_CLASS_LABELS = 100  # output nodes with a class label over them, at most
+
+
 def build(
     network: str,
     collection,
@@ -82,12 +85,16 @@ def build(
     label_positions: np.ndarray,
     pitch: float = 0.1,
 ) -> list[str]:
-    """Class labels over the output nodes and stage names at the left of each stage."""
+    """Class labels over the output nodes (up to MAX_CLASS_LABELS of them) and stage names at
+    the left of each stage."""
     names = []
     out_stage = graph.stages[-1]
     mat = class_material(network, theme)
     tree = _label_tree(network)
-    for i, at in enumerate(label_positions):
+    # Each label follows its node's value through a modifier of its own, re-evaluated on every
+    # update: 1,000 of them (an ImageNet classifier) took 0.5 s per update.
+    many = len(label_positions) > MAX_CLASS_LABELS
+    for i, at in enumerate([] if many else label_positions):
         label = class_names[i] if i < len(class_names) else str(i)
         obj = util.text_object(network, collection, f"label {i}", label, at, 1.6 * pitch, mat)
         mod = obj.modifiers.new(MODIFIER, "NODES")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+from ..core import bundles as core_bundles
+from ..core import edgeplan as core_edgeplan
 from ..core import graph as core_graph
 from ..core import layout as core_layout
 from ..core import lod as core_lod
@@ -22,6 +24,7 @@ from ..core import values as core_values
 from ..core.forward import forward
 from ..core.modelfile import Model, ModelError
 from ..core.preprocess import input_stats
+from . import bundles as scene_bundles
 from . import edges as scene_edges
 from . import labels as scene_labels
 from . import maps as scene_maps
@@ -80,6 +83,9 @@ def parse_edges(spec: str | EdgeMode) -> EdgeMode:
 class _Cache:
     graph: core_graph.Graph  # stages and node arrays; edges left empty
     groups: core_values.Groups
+    bundles: core_bundles.Bundles | None = None  # of the model, once an update brings it
+    coarse: core_bundles.Coarse | None = None  # as drawn
+    drawn: np.ndarray | None = None  # which coarse bundles the bundles object draws (bool)
 
 
 _CACHE: dict[str, _Cache] = {}
@@ -92,6 +98,50 @@ def _cache(network: str) -> _Cache:
         graph = core_graph.graph_from_table(net.stages)
         cached = _CACHE[network] = _Cache(graph, core_values.groups(graph, net.normalise))
     return cached
+
+
+def _drawn_bundles(coarse: core_bundles.Coarse, stages) -> np.ndarray:
+    """bool: the (coarse) bundles ending in the bundled `stages`."""
+    return np.isin(coarse.stage, np.asarray(list(stages), np.int32))
+
+
+def _build_bundles(name, model, graph, positions, stages, collection, radius, material) -> None:
+    """The bundles object: one curve per bundle into the bundled `stages`, from the centre of
+    its source block to the centre of its destination block; thicker for more members."""
+    b = core_bundles.bundles(model, graph)
+    coarse = core_bundles.coarsen(b)
+    pick = _drawn_bundles(coarse, stages)
+    node_block = coarse.block[b.node_blocks(graph)]
+    centres = scene_bundles.block_centres(positions, node_block, coarse.block_count)
+    src, dst, members = coarse.src[pick], coarse.dst[pick], coarse.members[pick]
+    share = np.sqrt(members / max(int(members.max()), 1)) if members.size else members
+    scene_bundles.build(
+        name,
+        collection,
+        centres[src],
+        centres[dst],
+        src,
+        dst,
+        radius=(radius * (1.0 + 2.0 * share)).astype(np.float32),
+        material=material,
+    )
+    _CACHE.pop(name, None)
+
+
+def _bundle_glow(name: str, model: Model, acts: list[np.ndarray]) -> np.ndarray | None:
+    """The shown glow of the drawn bundles for one input, or None for a network without
+    bundles."""
+    stages = Network(name).bundled
+    if not stages:
+        return None
+    cache = _cache(name)
+    if cache.bundles is None or cache.coarse is None or cache.drawn is None:
+        cache.bundles = core_bundles.bundles(model, core_graph.build_graph(model))
+        cache.coarse = core_bundles.coarsen(cache.bundles)
+        cache.drawn = _drawn_bundles(cache.coarse, stages)
+    coarse = cache.coarse
+    glow = coarse.glow(core_bundles.bundle_glow(cache.bundles, acts))
+    return np.ascontiguousarray(core_values.bundle_signed(coarse.bundle_start, glow)[cache.drawn])
 
 
 # --- build / remove ---------------------------------------------------------------------------
@@ -239,29 +289,36 @@ def build_network(
     scene_maps.set_lods(name, lods)
 
     if mode.kind != "none":
-        pick = core_graph.select_edges(graph, "topk", mode.k) if mode.kind == "topk" else None
+        try:
+            drawn = core_edgeplan.plan(graph, "topk" if mode.kind == "topk" else "all", mode.k)
+        except ModelError as exc:
+            raise NetworkError(str(exc)) from None
         # the gain comes from all of a stage's weights, so every edge mode colours alike
-        gain = scene_edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))
-        src, dst, weight = graph.src, graph.dst, graph.weight
-        if pick is not None:
-            src, dst, weight, gain = src[pick], dst[pick], weight[pick], gain[pick]
+        gains = scene_edges.stage_gains(graph)
+        e = drawn.edges
+        radius = edge_radius if edge_radius is not None else 0.015 * pitch
         edge_mat = materials.edge_material(name, th)
         scene_edges.build(
             name,
             edges_coll,
             positions,
-            src,
-            dst,
-            weight,
-            gain,
+            e.src,
+            e.dst,
+            e.weight,
+            gains[graph.node_stage[e.dst]],
             nodes_name,
-            radius=edge_radius if edge_radius is not None else 0.015 * pitch,
+            radius=radius,
             threshold=mode.threshold,
             material=edge_mat,
             behind=(0.6 * pitch, 4.0 * pitch) if layout == "flat" else None,
         )
         solid.add_to_edges(name, th)
         set_edge_fade(name, mode.threshold)
+        if drawn.bundled:
+            net.bundled = list(drawn.bundled)
+            _build_bundles(
+                name, model, graph, positions, drawn.bundled, edges_coll, radius, edge_mat
+            )
 
     scene_labels.build(
         name,
@@ -306,19 +363,23 @@ def set_painting(name: str, on: bool) -> None:
 # --- update -----------------------------------------------------------------------------------
 
 
-def apply_values(name: str, values: np.ndarray) -> None:
-    """Write raw node values (one per node, graph order) and their display values."""
+def apply_values(name: str, values: np.ndarray, bundle_glow: np.ndarray | None = None) -> None:
+    """Write raw node values (one per node, graph order) and their display values, and the
+    shown glow of the network's bundles (_bundle_glow; zeros when not given)."""
     cache = _cache(name)
     values = np.asarray(values, dtype=np.float32).reshape(-1)
     if values.size != cache.graph.node_count:
         raise NetworkError(f"{values.size} values for a network of {cache.graph.node_count} nodes")
     shown = core_values.display(cache.groups, values)
     scene_nodes.write_values(Network(name).nodes.data, shown.act, shown.level, shown.signed)
+    scene_bundles.write_glow(name, bundle_glow)
 
 
 def apply_activations(name: str, model: Model, acts: list[np.ndarray]) -> None:
-    """Show one input's activations (forward()'s list) on the network."""
-    apply_values(name, core_graph.node_values(_cache(name).graph, acts))
+    """Show one input's activations (forward()'s list) on the network: node values, and the
+    glow of its bundles."""
+    values = core_graph.node_values(_cache(name).graph, acts)
+    apply_values(name, values, _bundle_glow(name, model, acts))
 
 
 def show_input(name: str, model: Model, x: np.ndarray) -> list[np.ndarray]:
