@@ -23,11 +23,13 @@ def to_torch(model):
             m = nn.Linear(*layer.weight.shape[::-1], bias=layer.bias is not None)
         elif layer.type == "conv2d":
             m = nn.Conv2d(
-                layer.weight.shape[1],
+                layer.in_shape[0],
                 layer.weight.shape[0],
                 tuple(p["kernel_size"]),
                 stride=tuple(p["stride"]),
                 padding=tuple(p["padding"]),
+                dilation=tuple(p["dilation"]),
+                groups=p.get("groups", 1),
                 bias=layer.bias is not None,
             )
         elif layer.type == "maxpool2d":
@@ -117,6 +119,32 @@ RANDOM_SPECS = [
     {
         "input_shape": [12],
         "layers": [{"type": "dense", "in_features": 12, "out_features": 5}, {"type": "relu"}],
+    },
+    {  # more channels than taps: im2col slice by slice (stride, dilation, padding)
+        "input_shape": [10, 9, 8],
+        "layers": [
+            {
+                "type": "conv2d",
+                "in_channels": 10,
+                "out_channels": 12,
+                "kernel_size": 3,
+                "stride": [2, 1],
+                "padding": [1, 2],
+                "dilation": [1, 2],
+            },
+            {"type": "relu"},
+            {
+                "type": "conv2d",
+                "in_channels": 12,
+                "out_channels": 12,
+                "kernel_size": [3, 2],
+                "padding": 2,
+                "groups": 3,
+            },
+            {"type": "conv2d", "in_channels": 12, "out_channels": 4, "kernel_size": 1, "stride": 2},
+            {"type": "flatten"},
+            {"type": "dense", "in_features": 4 * 4 * 6, "out_features": 3},
+        ],
     },
 ]
 

@@ -53,6 +53,16 @@ def _taps(
     return views, (ho, wo)
 
 
+def _windows(x: np.ndarray, k, s, dilation) -> np.ndarray:
+    """A read-only view (N, C, kh, kw, H', W') of every window of an already padded input."""
+    (kh, kw), (sh, sw), (dh, dw) = k, s, dilation
+    n, c, h, w = x.shape
+    ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    s0, s1, s2, s3 = x.strides
+    shape, strides = (n, c, kh, kw, ho, wo), (s0, s1, s2 * dh, s3 * dw, s2 * sh, s3 * sw)
+    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+
+
 def _pads(padding) -> tuple[int, int, int, int]:
     """[ph, pw] or [top, left, bottom, right] -> (top, left, bottom, right)."""
     p = tuple(int(v) for v in padding)
@@ -69,10 +79,14 @@ def _valid_range(n_out: int, n_in: int, s: int, p: int, offset: int) -> tuple[in
 def _im2col(x: np.ndarray, k, s, pads, dilation) -> np.ndarray:
     """(N, C, kh, kw, H', W'): every tap's input for every output position, 0 in the padding.
 
-    One strided slice copy per tap straight from the input (no padded copy of it first)."""
+    One strided slice copy per tap straight from the input (no padded copy of it first); with
+    more taps than channels (a stem's 7x7 on RGB) one copy of the padded input's windows, which
+    is faster there."""
     (kh, kw), (sh, sw), (dh, dw) = k, s, dilation
     top, left, bottom, right = pads
     n, c, h, w = x.shape
+    if kh * kw > c:
+        return np.ascontiguousarray(_windows(_padded(x, pads, 0.0), k, s, dilation))
     ho = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
     wo = (w + left + right - dw * (kw - 1) - 1) // sw + 1
     padded = top or left or bottom or right
