@@ -92,21 +92,44 @@ def test_lazy_selection_trace_and_inspect(name):
         assert a.formula == b.formula and a.terms == b.terms
 
 
-@pytest.mark.parametrize("name", ["cnn", "conv_chain_rgb"])
+def check_strongest(model, full, lazy, values, budgets=(1, 50, 1000)):
+    for vals in (None, values):
+        score = edge_scores(full, vals)
+        for budget in budgets:
+            for graph in (lazy, full):
+                got = strongest(graph, budget, vals)
+                assert len(got) == min(budget, full.edge_count)
+                assert np.all(np.diff(got.index) > 0)
+                same(got, edges_at(full, got.index))
+                cut = np.sort(score)[::-1][min(budget, full.edge_count) - 1]
+                assert score[got.index].min() >= cut  # nothing left out beats what is kept
+                assert np.sum(score > cut) <= budget
+
+
+@pytest.mark.parametrize("name", ["cnn", "conv_chain_rgb", "stride2_pad1_avgpool"])
 def test_strongest_is_a_global_budget(name):
     model, full, lazy = pair(name)
     values = node_values(full, forward(model, sample_input(model)))
-    for vals in (None, values):
-        score = edge_scores(full, vals)
-        for budget in (1, 50, 1000):
-            got = strongest(lazy, budget, vals)
-            assert len(got) == budget and np.all(np.diff(got.index) > 0)
-            same(got, edges_at(full, got.index))
-            cut = np.sort(score)[::-1][budget - 1]
-            assert score[got.index].min() >= cut  # nothing left out beats what is kept
-            assert np.sum(score > cut) <= budget
+    check_strongest(model, full, lazy, values)
     assert len(strongest(lazy, 0)) == 0
     assert len(strongest(lazy, full.edge_count + 5)) == full.edge_count
+
+
+@pytest.mark.parametrize("seed", range(1, 30, 4))
+def test_strongest_on_random_onnx_graphs(tmp_path, seed):
+    """Grouped, dilated, strided convs with asymmetric padding among every other kind."""
+    onnx = pytest.importorskip("onnx")
+    from test_onnx_graphs import random_graph
+
+    from nnviz_blender.core.modelfile import load_model
+
+    path = tmp_path / "r.onnx"
+    onnx.save(random_graph(seed), str(path))
+    model = load_model(path)
+    full, lazy = build_graph(model), build_graph(model, materialise=0)
+    x = np.random.default_rng(seed).random(model.input_shape, dtype=np.float32)
+    values = node_values(full, forward(model, x))
+    check_strongest(model, full, lazy, values, budgets=(3, 200, full.edge_count // 2))
 
 
 def test_big_model_builds_lazily_without_connections(big_onnx):

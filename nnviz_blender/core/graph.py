@@ -751,28 +751,142 @@ def select_edges(
     return select(graph, mode, k, values).index
 
 
+class _Best:
+    """The `budget` highest-scoring connections seen so far."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.edges, self.score = NO_EDGES, np.empty(0, np.float32)
+
+    def add(self, e: Edges, score: np.ndarray) -> None:
+        if len(e) > self.budget:
+            keep = np.argpartition(-score, self.budget - 1)[: self.budget]
+            e, score = e.take(keep), score[keep]
+        self.edges = Edges.join([self.edges, e])
+        self.score = np.concatenate([self.score, score])
+        if len(self.edges) > self.budget:
+            keep = np.argpartition(-self.score, self.budget - 1)[: self.budget]
+            self.edges, self.score = self.edges.take(keep), self.score[keep]
+
+    def floor(self) -> float:
+        """The lowest kept score once the budget is full (-inf before)."""
+        return float(self.score.min()) if len(self.edges) >= self.budget else -np.inf
+
+
+def _tap_bounds(graph: Graph, i: int, values: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """For a conv stage: per kernel tap (o, c, i, j) the highest score any of its connections
+    can have -> float32 (O, cg, kh, kw), and how many connections it has -> int64 (kh, kw).
+
+    By |weight| every connection of a tap scores |w|; by contribution at most |w| times the
+    largest |value| the tap reads in its source channel."""
+    layer = graph.layers[graph.stages[i].layer]
+    _, row_ok, _, col_ok = _valid_taps(layer)
+    count = np.outer(row_ok.sum(axis=0), col_ok.sum(axis=0)).astype(np.int64)  # (kh, kw)
+    bound = np.abs(layer.w)
+    if values is None:
+        return bound, count
+    source = graph.stages[graph.stages[i].sources[0]]
+    a = np.abs(values[source.start : source.stop]).reshape(source.shape)
+    (kh, kw), (sh, sw), (top, left) = _window(layer)[:3]
+    dh, dw = _window(layer)[3]
+    reach = np.zeros((a.shape[0], kh, kw), np.float32)
+    for ti in range(kh):
+        ys = np.flatnonzero(row_ok[:, ti])
+        for tj in range(kw):
+            xs = np.flatnonzero(col_ok[:, tj])
+            if ys.size and xs.size:
+                rows = slice(ys[0] * sh - top + ti * dh, ys[-1] * sh - top + ti * dh + 1, sh)
+                cols = slice(xs[0] * sw - left + tj * dw, xs[-1] * sw - left + tj * dw + 1, sw)
+                reach[:, ti, tj] = a[:, rows, cols].max(axis=(1, 2))
+    o, cg = layer.w.shape[:2]
+    first = (np.arange(o) // (o // layer.params.get("groups", 1))) * cg
+    channel = first[:, None] + np.arange(cg)[None, :]
+    return bound * reach[channel], count
+
+
+def _tap_edges(graph: Graph, i: int, taps: tuple[np.ndarray, ...]):
+    """The connections of conv kernel taps (o, c, i, j arrays), a chunk at a time (Edges)."""
+    stage = graph.stages[i]
+    layer = graph.layers[stage.layer]
+    _, h, w = layer.in_shape
+    c_out, ho, wo = layer.out_shape
+    rows, row_ok, cols, col_ok = _valid_taps(layer)
+    first_i, n_i = row_ok.argmax(axis=1), row_ok.sum(axis=1)  # valid taps per output row
+    first_j, n_j = col_ok.argmax(axis=1), col_ok.sum(axis=1)
+    cg = layer.w.shape[1]
+    group_first = (np.arange(c_out) // (c_out // layer.params.get("groups", 1))) * cg
+    offsets = _offsets(graph, i)
+    src_start = graph.stages[stage.sources[0]].start
+    o, c, ti, tj = taps
+    for a in np.unique(ti):
+        for b in np.unique(tj[ti == a]):
+            pick = (ti == a) & (tj == b)
+            ys, xs = np.flatnonzero(row_ok[:, a]), np.flatnonzero(col_ok[:, b])
+            y, x = np.repeat(ys, xs.size), np.tile(xs, ys.size)  # the positions the tap reaches
+            at = (rows[y, a] * w + cols[x, b]).astype(np.int64)
+            inside = (a - first_i[y]) * n_j[x] + (b - first_j[x])  # place among the node's taps
+            per_c = n_i[y] * n_j[x]
+            step = max(1, CHUNK_EDGES // max(1, y.size))
+            po, pc = o[pick], c[pick]
+            for lo in range(0, po.size, step):
+                oo, cc = po[lo : lo + step, None], pc[lo : lo + step, None]
+                dst = oo * (ho * wo) + y * wo + x
+                yield Edges(
+                    (stage.edge_start + offsets[dst] + cc * per_c + inside).ravel(),
+                    (src_start + (group_first[oo] + cc) * (h * w) + at).ravel().astype(np.int32),
+                    (dst + stage.start).ravel().astype(np.int32),
+                    np.broadcast_to(layer.w[oo, cc, a, b], dst.shape).ravel().astype(np.float32),
+                )
+
+
+def _bound_reaching(bound: np.ndarray, count: np.ndarray, wanted: int) -> float:
+    """The highest bound such that the taps bounded at least that have `wanted` connections
+    or more (-inf if all taps together have fewer); a partition, then a sort of the few."""
+    k = min(wanted, bound.size)  # every tap has a connection: `wanted` taps are enough
+    top = np.argpartition(-bound, k - 1)[:k] if k < bound.size else np.arange(bound.size)
+    top = top[np.argsort(-bound[top])]
+    cut = int(np.searchsorted(np.cumsum(count[top]), wanted))
+    if cut < k:
+        return float(bound[top[cut]])
+    return float(bound[top[-1]]) if k < bound.size else -np.inf
+
+
 def strongest(graph: Graph, budget: int, values: np.ndarray | None = None) -> Edges:
     """The `budget` strongest connections of the whole graph (see edge_scores: by |weight|, or
     by contribution for node `values`), in index order; ties at the cut go either way.
 
-    Every stage is scanned a chunk of destination nodes at a time: memory stays O(budget +
-    CHUNK_EDGES), time O(connections)."""
+    Memory stays O(budget + CHUNK_EDGES). The connections of conv layers are taken kernel tap
+    by kernel tap, the taps that can score highest first (their |weight| times the largest
+    value they read), until no tap left can beat what is kept: time O(parameters + activations
+    + the connections looked at), far below O(connections) for a small budget. Other stages
+    are scanned a chunk of destination nodes at a time."""
     values = _check_values(graph, values)
-    best, best_score = NO_EDGES, np.empty(0, np.float32)
     if budget <= 0:
-        return best
+        return NO_EDGES
+    best = _Best(budget)
+    convs = {i for i, s in enumerate(graph.stages) if s.op == "conv2d"}
     for i, local in _by_stage(graph, _non_input_nodes(graph)):
+        if i in convs:
+            continue
         for chunk in _chunks(graph, i, local):
             e = _stage_edges(graph, i, chunk)
-            score = _scores(graph, e, values)
-            if len(e) > budget:
-                keep = np.argpartition(-score, budget - 1)[:budget]
-                e, score = e.take(keep), score[keep]
-            best, best_score = Edges.join([best, e]), np.concatenate([best_score, score])
-            if len(best) > budget:
-                keep = np.argpartition(-best_score, budget - 1)[:budget]
-                best, best_score = best.take(keep), best_score[keep]
-    return best.take(np.argsort(best.index))
+            best.add(e, _scores(graph, e, values))
+    if not convs:
+        return best.edges.take(np.argsort(best.edges.index))
+    bounds = {i: _tap_bounds(graph, i, values) for i in sorted(convs)}
+    flat = np.concatenate([b.ravel() for b, _ in bounds.values()])
+    many = np.concatenate([np.broadcast_to(n, b.shape).ravel() for b, n in bounds.values()])
+    upper, wanted = np.inf, 2 * budget
+    while upper > best.floor():
+        lower = _bound_reaching(flat, many, wanted)
+        for i, (bound, _) in bounds.items():
+            band = (bound >= lower) & (bound < upper) if lower > -np.inf else bound < upper
+            for e in _tap_edges(graph, i, np.nonzero(band)):
+                best.add(e, _scores(graph, e, values))
+        if lower == -np.inf:
+            break
+        upper, wanted = lower, wanted * 4
+    return best.edges.take(np.argsort(best.edges.index))
 
 
 def incoming(graph: Graph, node: int) -> np.ndarray:
