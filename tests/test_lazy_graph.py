@@ -149,3 +149,21 @@ def test_big_model_builds_lazily_without_connections(big_onnx):
         assert info.n_inputs == stage.edge_count // stage.size or stage.op == "conv2d"
         want = np.asarray(acts[stage.layer + 1]).ravel()[stage.size // 2]
         assert info.weighted_input == pytest.approx(float(want), rel=1e-4, abs=1e-4)
+
+
+def test_trace_with_a_cap_per_stage_keeps_whole_paths():
+    model, full, lazy = pair("cnn")
+    values = node_values(full, forward(model, sample_input(model)))
+    start = full.node_count - 2
+    free = trace(lazy, values, start, per_node=3)
+    for cap in (1, 4, 30):
+        nodes, edges = trace(lazy, values, start, per_node=3, max_per_stage=cap)
+        assert np.all(np.bincount(full.node_stage[nodes]) <= max(cap, 1))
+        assert set(nodes.tolist()) <= set(free[0].tolist())
+        assert set(edges.tolist()) <= set(free[1].tolist())
+        e = edges_at(full, edges)
+        assert np.all(np.isin(e.src, nodes)) and np.all(np.isin(e.dst, nodes))
+        assert full.node_stage[nodes].min() == 0  # the paths reach the input
+    same_cap = trace(lazy, values, start, per_node=3, max_per_stage=10**6)
+    for got, want in zip(same_cap, free, strict=True):
+        np.testing.assert_array_equal(got, want)

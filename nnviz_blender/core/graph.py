@@ -895,13 +895,20 @@ def incoming(graph: Graph, node: int) -> np.ndarray:
 
 
 def trace(
-    graph: Graph, values: np.ndarray, node: int, per_node: int = 3
+    graph: Graph,
+    values: np.ndarray,
+    node: int,
+    per_node: int = 3,
+    max_per_stage: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The strongest contributing paths from `node` down to the input.
 
     From the node, take the `per_node` incoming edges with the largest |weight * source value|
     (for max pooling: the largest source values), then do the same for every node reached, stage
     by stage down to the input. `values` are raw node values (node_values, not normalised).
+    `max_per_stage` bounds the nodes reached per step (a large network's cone fans out to
+    hundreds of thousands): the ones the chosen edges feed most strongly go on, and only edges
+    from them are kept, so every path still ends at the input.
     Returns (nodes, edges): int64, ascending, the start node included.
     """
     node = _check_node(graph, node)
@@ -910,8 +917,14 @@ def trace(
     nodes, edges = [frontier], []
     for _ in range(int(graph.node_stage[node])):
         chosen = _topk_into(graph, frontier, per_node, checked)
+        frontier, inverse = np.unique(chosen.src, return_inverse=True)
+        if max_per_stage is not None and frontier.size > max_per_stage:
+            feed = np.bincount(inverse, weights=_scores(graph, chosen, checked))
+            kept = np.sort(np.argsort(-feed, kind="stable")[:max_per_stage])
+            chosen = chosen.take(np.isin(inverse, kept))
+            frontier = frontier[kept]
         edges.append(chosen.index)
-        frontier = np.unique(chosen.src).astype(np.int64)
+        frontier = frontier.astype(np.int64)
         nodes.append(frontier)
         if frontier.size == 0:
             break
