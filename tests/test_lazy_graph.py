@@ -21,6 +21,7 @@ from nnviz_blender.core.graph import (
     select_edges,
     strongest,
     trace,
+    weight_percentiles,
     weighted_input,
 )
 from nnviz_blender.core.inspect import describe
@@ -130,6 +131,7 @@ def test_strongest_on_random_onnx_graphs(tmp_path, seed):
     x = np.random.default_rng(seed).random(model.input_shape, dtype=np.float32)
     values = node_values(full, forward(model, x))
     check_strongest(model, full, lazy, values, budgets=(3, 200, full.edge_count // 2))
+    np.testing.assert_allclose(weight_percentiles(lazy), weight_percentiles(full), rtol=1e-6)
 
 
 def test_big_model_builds_lazily_without_connections(big_onnx):
@@ -167,3 +169,15 @@ def test_trace_with_a_cap_per_stage_keeps_whole_paths():
     same_cap = trace(lazy, values, start, per_node=3, max_per_stage=10**6)
     for got, want in zip(same_cap, free, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_MODELS))
+def test_weight_percentiles_without_connections(name):
+    _, full, lazy = pair(name)
+    for q in (99.0, 50.0, 0.0, 100.0):
+        want = [
+            np.percentile(np.abs(full.weight[s.edge_slice]), q) if s.edge_count else 0.0
+            for s in full.stages
+        ]
+        np.testing.assert_allclose(weight_percentiles(lazy, q), want, rtol=1e-6)
+        np.testing.assert_allclose(weight_percentiles(full, q), want, rtol=1e-6)

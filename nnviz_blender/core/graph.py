@@ -889,6 +889,46 @@ def strongest(graph: Graph, budget: int, values: np.ndarray | None = None) -> Ed
     return best.edges.take(np.argsort(best.edges.index))
 
 
+def _weighted_percentile(value: np.ndarray, count: np.ndarray, q: float) -> float:
+    """np.percentile (linear) of an array holding each value[k] count[k] times."""
+    order = np.argsort(value, kind="stable")
+    value, ends = value[order], np.cumsum(count[order])
+    at = q / 100.0 * (ends[-1] - 1)
+    lo, hi = int(np.floor(at)), int(np.ceil(at))
+    v_lo = value[np.searchsorted(ends, lo, side="right")]
+    v_hi = value[np.searchsorted(ends, hi, side="right")]
+    return float(v_lo + (v_hi - v_lo) * (at - lo))
+
+
+def weight_percentiles(graph: Graph, q: float = 99.0) -> np.ndarray:
+    """float32 (S,): the q-th percentile of |weight| over the connections into each stage (0
+    for the input), as np.percentile over the materialised weights gives it; computed from the
+    layers' weights and how often each one is used, without materialising any connection."""
+    out = np.zeros(len(graph.stages), np.float32)
+    for i, stage in enumerate(graph.stages):
+        if stage.layer < 0 or stage.edge_count == 0:
+            continue
+        if not graph.lazy:
+            out[i] = np.percentile(np.abs(graph.edge_weight[stage.edge_slice]), q)
+            continue
+        layer = graph.layers[stage.layer]
+        if stage.op == "conv2d":
+            _, row_ok, _, col_ok = _valid_taps(layer)
+            per_tap = np.outer(row_ok.sum(axis=0), col_ok.sum(axis=0))  # uses of each tap
+            value = np.abs(layer.w).ravel()
+            count = np.broadcast_to(per_tap, layer.w.shape).ravel()
+        elif stage.op == "dense":
+            value, count = np.abs(layer.w).ravel(), np.ones(layer.w.size, np.int64)
+        else:  # one or a few connections per node: their weights, counted
+            parts = [
+                np.abs(_stage_edges(graph, i, chunk).weight)
+                for chunk in _chunks(graph, i, np.arange(stage.size))
+            ]
+            value, count = np.unique(np.concatenate(parts), return_counts=True)
+        out[i] = _weighted_percentile(value.astype(np.float64), count.astype(np.int64), q)
+    return out
+
+
 def incoming(graph: Graph, node: int) -> np.ndarray:
     """Indices (int64) of the edges ending at `node`."""
     return edges_into(graph, [_check_node(graph, node)]).index
