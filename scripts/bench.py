@@ -11,7 +11,8 @@ random weights, exported to ONNX here; the table says which): import_onnx_s (loa
 .onnx file), graph_forward_ms, graph_onnxruntime_ms and forward_vs_onnxruntime (our forward time /
 onnxruntime's, both single-threaded, one input; below 1 means we are faster).
 The issue-9 networks (scripts/big_models.py; --big-only for just these, --skip-big without),
-NumPy and onnxruntime both on one thread: forward_ptex_ms, forward_r18_64_ms,
+NumPy and onnxruntime both on one thread: forward_ptex_ms, onnxruntime_ptex_ms,
+forward_vs_onnxruntime_ptex, forward_r18_64_ms,
 onnxruntime_r18_64_ms, forward_vs_onnxruntime_r18_64 (ours / theirs, run turn about),
 bundle_glow_r18_64_ms, graph_r18_64_s / graph_r18_224_s (build_graph + bundles, lazy).
 With bpy installed also the live tick on the CNN with all ~425k edges: live_tick_cnn_ms (the canvas
@@ -150,8 +151,8 @@ def bench_big_models(repeat: int) -> tuple[dict[str, float], str]:
 def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
     """(keys, note) of bench_big_models, measured in this (single-threaded) process.
 
-    forward_ptex_ms: our forward of the PyTorch example network; forward_r18_64_ms and
-    onnxruntime_r18_64_ms, run alternately, and forward_vs_onnxruntime_r18_64 (ours / theirs);
+    forward_ptex_ms / onnxruntime_ptex_ms / forward_vs_onnxruntime_ptex: the PyTorch example
+    network, ours and onnxruntime's run alternately; the same for r18_64;
     bundle_glow_r18_64_ms: every bundle's glow (core.bundles) for one input; graph_r18_64_s,
     graph_r18_224_s: build_graph (lazy: stages and counts only) and bundles()."""
     try:
@@ -175,7 +176,9 @@ def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
         blocks = bundles(model, graph)
         built = time.perf_counter() - start
         if name == "ptex":
-            out["forward_ptex_ms"] = best_ms(lambda m=model, x=x: forward(m, x), repeat)
+            ours, theirs = versus_onnxruntime(ort, path, model, x, repeat)
+            out["forward_ptex_ms"], out["onnxruntime_ptex_ms"] = ours, theirs
+            out["forward_vs_onnxruntime_ptex"] = ours / theirs
             continue
         out[f"graph_{name}_s"] = built
         if name != "r18_64":
