@@ -14,7 +14,8 @@ The issue-9 networks (scripts/big_models.py; --big-only for just these, --skip-b
 NumPy and onnxruntime both on one thread: forward_ptex_ms, onnxruntime_ptex_ms,
 forward_vs_onnxruntime_ptex, forward_r18_64_ms,
 onnxruntime_r18_64_ms, forward_vs_onnxruntime_r18_64 (ours / theirs, run turn about),
-bundle_glow_r18_64_ms, graph_r18_64_s / graph_r18_224_s (build_graph + bundles, lazy).
+bundle_glow_r18_64_ms (one block per feature map), bundle_glow_r18_64_16_ms (at most 16 blocks
+per stage), graph_r18_64_s / graph_r18_224_s (build_graph + bundles, lazy).
 With bpy installed also the live tick on the CNN with all ~425k edges: live_tick_cnn_ms (the canvas
 changed: read pixels, preprocess, forward, write node values, evaluate the depsgraph and read the
 edges' glow back) and live_idle_tick_ms (nothing changed), and the scene keys of
@@ -153,7 +154,8 @@ def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
 
     forward_ptex_ms / onnxruntime_ptex_ms / forward_vs_onnxruntime_ptex: the PyTorch example
     network, ours and onnxruntime's run alternately; the same for r18_64;
-    bundle_glow_r18_64_ms: every bundle's glow (core.bundles) for one input; graph_r18_64_s,
+    bundle_glow_r18_64_ms: every bundle's glow (core.bundles) for one input, one block per
+    feature map (1.4M bundles), bundle_glow_r18_64_16_ms with 16 blocks per stage; graph_r18_64_s,
     graph_r18_224_s: build_graph (lazy: stages and counts only) and bundles()."""
     try:
         import onnxruntime as ort
@@ -188,6 +190,8 @@ def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
         out["forward_vs_onnxruntime_r18_64"] = ours / theirs
         acts = forward(model, x)
         out["bundle_glow_r18_64_ms"] = best_ms(lambda b=blocks, a=acts: bundle_glow(b, a), few)
+        coarse = bundles(model, graph, map_blocks=16)
+        out["bundle_glow_r18_64_16_ms"] = best_ms(lambda b=coarse, a=acts: bundle_glow(b, a), few)
     return out, "big models: scripts/big_models.py, random weights, one thread each"
 
 
