@@ -132,6 +132,8 @@ def test_strongest_on_random_onnx_graphs(tmp_path, seed):
     values = node_values(full, forward(model, x))
     check_strongest(model, full, lazy, values, budgets=(3, 200, full.edge_count // 2))
     np.testing.assert_allclose(weight_percentiles(lazy), weight_percentiles(full), rtol=1e-6)
+    for k in (1, 3, 50):
+        same(select(lazy, "topk", k), select(full, "topk", k))
 
 
 def test_big_model_builds_lazily_without_connections(big_onnx):

@@ -712,6 +712,54 @@ def _topk_into(graph: Graph, nodes, k: int, values: np.ndarray | None) -> Edges:
     return Edges.join(parts)
 
 
+def _conv_topk_by_weight(graph: Graph, i: int, k: int) -> Edges:
+    """The k strongest inputs by |weight| of every node of conv stage i, in index order, without
+    computing every connection: a node's choice depends only on its output channel and on which
+    kernel taps its position keeps inside the input (a border class of rows and of columns), so
+    it is made once per (channel, class) and repeated over the class's positions."""
+    stage = graph.stages[i]
+    layer = graph.layers[stage.layer]
+    _, h, w = layer.in_shape
+    c_out, ho, wo = layer.out_shape
+    cg = layer.w.shape[1]
+    rows, row_ok, cols, col_ok = _valid_taps(layer)
+    group_first = (np.arange(c_out) // (c_out // layer.params.get("groups", 1))) * cg
+    offsets = _offsets(graph, i)
+    src_start = graph.stages[stage.sources[0]].start
+    row_classes, row_of = np.unique(row_ok, axis=0, return_inverse=True)
+    col_classes, col_of = np.unique(col_ok, axis=0, return_inverse=True)
+    parts = []
+    for a, row_taps in enumerate(row_classes):
+        for b, col_taps in enumerate(col_classes):
+            ys, xs = np.flatnonzero(row_of.ravel() == a), np.flatnonzero(col_of.ravel() == b)
+            ti_ok, tj_ok = np.flatnonzero(row_taps), np.flatnonzero(col_taps)
+            if not (ys.size and xs.size and ti_ok.size and tj_ok.size):
+                continue
+            # the class's taps in (c, i, j) order: a node's connections in index order
+            kept = np.abs(layer.w)[:, :, ti_ok][:, :, :, tj_ok].reshape(c_out, -1)
+            n_taps = kept.shape[1]
+            best = _topk_per_dst(np.repeat(np.arange(c_out), n_taps), kept.ravel(), k)
+            o, pos = np.divmod(best, n_taps)
+            c, rest = np.divmod(pos, ti_ok.size * tj_ok.size)
+            ti, tj = ti_ok[rest // tj_ok.size], tj_ok[rest % tj_ok.size]
+            y, x = np.repeat(ys, xs.size)[None, :], np.tile(xs, ys.size)[None, :]
+            dst = o[:, None] * (ho * wo) + y * wo + x
+            src = (group_first[o] + c)[:, None] * (h * w) + rows[y, ti[:, None]] * w
+            src = src + cols[x, tj[:, None]] + src_start
+            weight = np.broadcast_to(layer.w[o, c, ti, tj][:, None], dst.shape)
+            index = stage.edge_start + offsets[dst] + pos[:, None]
+            parts.append(
+                Edges(
+                    index.ravel(),
+                    src.ravel().astype(np.int32),
+                    (dst + stage.start).ravel().astype(np.int32),
+                    weight.ravel().astype(np.float32),
+                )
+            )
+    found = Edges.join(parts)
+    return found.take(np.argsort(found.index, kind="stable"))
+
+
 def _non_input_nodes(graph: Graph) -> np.ndarray:
     return np.arange(graph.stages[0].stop if graph.stages else 0, graph.node_count)
 
@@ -734,7 +782,17 @@ def select(graph: Graph, mode: str, k: int = 8, values: np.ndarray | None = None
     if mode == "contribution" and values is None:
         raise ValueError("mode 'contribution' needs the node values")
     values = _check_values(graph, values) if mode == "contribution" else None
-    return _topk_into(graph, _non_input_nodes(graph), k, values)
+    if values is not None or not graph.lazy:
+        return _topk_into(graph, _non_input_nodes(graph), k, values)
+    return Edges.join(  # by |weight| in a lazy graph: conv stages without a scan
+        [
+            _conv_topk_by_weight(graph, i, k)
+            if stage.op == "conv2d"
+            else _topk_into(graph, np.arange(stage.start, stage.stop), k, None)
+            for i, stage in enumerate(graph.stages)
+            if stage.layer >= 0
+        ]
+    )
 
 
 def select_edges(
