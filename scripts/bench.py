@@ -170,7 +170,7 @@ def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
     out: dict[str, float] = {}
     few = max(10, repeat // 10)
     for name in ("ptex", "r18_64", "r18_224"):
-        path = big_models.path(name)
+        path = big_models.ensure(name)
         model = load_model(path)
         x = np.random.default_rng(0).random(model.input_shape, dtype=np.float32)
         start = time.perf_counter()

@@ -83,4 +83,4 @@ def big_onnx():
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import big_models
 
-    return big_models.path
+    return big_models.ensure
