@@ -11,9 +11,11 @@ random weights, exported to ONNX here; the table says which): import_onnx_s (loa
 .onnx file), graph_forward_ms, graph_onnxruntime_ms and forward_vs_onnxruntime (our forward time /
 onnxruntime's, both single-threaded, one input; below 1 means we are faster).
 The issue-9 networks (scripts/big_models.py; --big-only for just these, --skip-big without),
-NumPy and onnxruntime both on one thread: forward_ptex_ms, forward_r18_64_ms,
+NumPy and onnxruntime both on one thread: forward_ptex_ms, onnxruntime_ptex_ms,
+forward_vs_onnxruntime_ptex, forward_r18_64_ms,
 onnxruntime_r18_64_ms, forward_vs_onnxruntime_r18_64 (ours / theirs, run turn about),
-bundle_glow_r18_64_ms, graph_r18_64_s / graph_r18_224_s (build_graph + bundles, lazy).
+bundle_glow_r18_64_ms (one block per feature map), bundle_glow_r18_64_16_ms (at most 16 blocks
+per stage), graph_r18_64_s / graph_r18_224_s (build_graph + bundles, lazy).
 With bpy installed also the live tick on the CNN with all ~425k edges: live_tick_cnn_ms (the canvas
 changed: read pixels, preprocess, forward, write node values, evaluate the depsgraph and read the
 edges' glow back) and live_idle_tick_ms (nothing changed), and the scene keys of
@@ -152,9 +154,10 @@ def bench_big_models(repeat: int) -> tuple[dict[str, float], str]:
 def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
     """(keys, note) of bench_big_models, measured in this (single-threaded) process.
 
-    forward_ptex_ms: our forward of the PyTorch example network; forward_r18_64_ms and
-    onnxruntime_r18_64_ms, run alternately, and forward_vs_onnxruntime_r18_64 (ours / theirs);
-    bundle_glow_r18_64_ms: every bundle's glow (core.bundles) for one input; graph_r18_64_s,
+    forward_ptex_ms / onnxruntime_ptex_ms / forward_vs_onnxruntime_ptex: the PyTorch example
+    network, ours and onnxruntime's run alternately; the same for r18_64;
+    bundle_glow_r18_64_ms: every bundle's glow (core.bundles) for one input, one block per
+    feature map (1.4M bundles), bundle_glow_r18_64_16_ms with 16 blocks per stage; graph_r18_64_s,
     graph_r18_224_s: build_graph (lazy: stages and counts only) and bundles()."""
     try:
         import onnxruntime as ort
@@ -169,7 +172,7 @@ def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
     out: dict[str, float] = {}
     few = max(10, repeat // 10)
     for name in ("ptex", "r18_64", "r18_224"):
-        path = big_models.path(name)
+        path = big_models.ensure(name)
         model = load_model(path)
         x = np.random.default_rng(0).random(model.input_shape, dtype=np.float32)
         start = time.perf_counter()
@@ -177,7 +180,9 @@ def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
         blocks = bundles(model, graph)
         built = time.perf_counter() - start
         if name == "ptex":
-            out["forward_ptex_ms"] = best_ms(lambda m=model, x=x: forward(m, x), repeat)
+            ours, theirs = versus_onnxruntime(ort, path, model, x, repeat)
+            out["forward_ptex_ms"], out["onnxruntime_ptex_ms"] = ours, theirs
+            out["forward_vs_onnxruntime_ptex"] = ours / theirs
             continue
         out[f"graph_{name}_s"] = built
         if name != "r18_64":
@@ -187,6 +192,8 @@ def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
         out["forward_vs_onnxruntime_r18_64"] = ours / theirs
         acts = forward(model, x)
         out["bundle_glow_r18_64_ms"] = best_ms(lambda b=blocks, a=acts: bundle_glow(b, a), few)
+        coarse = bundles(model, graph, map_blocks=16)
+        out["bundle_glow_r18_64_16_ms"] = best_ms(lambda b=coarse, a=acts: bundle_glow(b, a), few)
     return out, "big models: scripts/big_models.py, random weights, one thread each"
 
 

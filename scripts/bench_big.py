@@ -44,7 +44,7 @@ def model_path(net: str) -> str:
         return os.path.join(ROOT, "models", "cnn.npz")
     import big_models
 
-    return big_models.path(net)
+    return big_models.ensure(net)
 
 
 def child(net: str, ticks: int) -> dict[str, float]:

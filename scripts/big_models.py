@@ -9,7 +9,7 @@
   dense 512-1000) on 3x64x64 (about 150M connections) and 3x224x224 (1.8G connections).
 
 Batch norms are in eval mode with random running statistics, so the importer really folds them.
-`path(name)` writes a missing file and returns its path (tests and benches reuse it).
+`ensure(name)` writes a missing file and returns its path (tests and benches reuse it).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def build(name: str):
     return net.eval()
 
 
-def path(name: str, out: str = OUT, force: bool = False) -> str:
+def ensure(name: str, out: str = OUT, force: bool = False) -> str:
     """The ONNX file of network `name`, written first if missing (or `force`)."""
     if name not in MODELS:
         raise ValueError(f"unknown network {name!r} (known: {', '.join(MODELS)})")
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true", help="write again even if cached")
     args = ap.parse_args(argv)
     for name in args.names:
-        print(path(name, args.out, args.force))
+        print(ensure(name, args.out, args.force))
     return 0
 
 

@@ -27,6 +27,19 @@ def shipped():
     return {name: load_model(os.path.join(MODELS, f"{name}.npz")) for name in ("mlp", "cnn")}
 
 
+@pytest.fixture(scope="session")
+def big_onnx():
+    """The ONNX file of a large test network by name (scripts/big_models.py: ptex, r18_64,
+    r18_224), written into out/big on first use and reused after."""
+    pytest.importorskip("torch")
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import big_models
+
+    return big_models.ensure
+
+
 def random_arrays(spec: dict, seed: int = 0) -> dict[str, np.ndarray]:
     """Random weights of the right shapes for every layer of a spec (the validator's shapes)."""
     from nnviz_blender.core.modelfile import array_shapes
@@ -71,19 +84,6 @@ MLP_SPEC = {
         {"type": "softmax"},
     ],
 }
-
-
-@pytest.fixture(scope="session")
-def big_onnx():
-    """The ONNX file of a large test network by name (scripts/big_models.py: ptex, r18_64,
-    r18_224), written into out/big on first use and reused after."""
-    pytest.importorskip("torch")
-    import sys
-
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    import big_models
-
-    return big_models.path
 
 
 def render_png(path, scene=None):

@@ -39,9 +39,9 @@ def brute_force(graph, b, acts):
     return out
 
 
-def check(model, seed=1):
+def check(model, seed=1, map_blocks=None):
     graph = build_graph(model)
-    b = bundles(model, graph)
+    b = bundles(model, graph, map_blocks)
     x = np.random.default_rng(seed).normal(0, 1, model.input_shape).astype(np.float32)
     acts = forward(model, x)
     glow = bundle_glow(b, acts)
@@ -61,8 +61,18 @@ def check(model, seed=1):
 
 
 @pytest.mark.parametrize("name", sorted(ALL_MODELS))
-def test_glow_equals_brute_force_on_test_models(name):
-    check(ALL_MODELS[name]())
+@pytest.mark.parametrize("map_blocks", [None, 2, 5])
+def test_glow_equals_brute_force_on_test_models(name, map_blocks):
+    """map_blocks: stages of more feature maps have blocks of several consecutive maps."""
+    model = ALL_MODELS[name]()
+    b = check(model, map_blocks=map_blocks)
+    stages = build_graph(model).stages
+    for stage, n in zip(stages, np.diff(b.block_start), strict=True):
+        c = stage.shape[0]
+        if stage.is_map and map_blocks and c > map_blocks:  # ceil(c / maps per block) blocks
+            assert n == -(-c // -(-c // map_blocks)) <= map_blocks, stage.name
+        elif stage.is_map:
+            assert n == c
 
 
 KINDS = {
@@ -102,6 +112,7 @@ KINDS = {
 def test_glow_equals_brute_force_by_kind(name):
     spec = {"input_shape": [3, 9, 9], "layers": KINDS[name]}
     model = build_model(spec, random_arrays(spec, seed=7))
+    check(model, map_blocks=2)
     b = check(model)
     if name == "pools":  # flat stages: at most BLOCKS_PER_VECTOR chunks
         assert b.block_size[-1] == 3  # 37 nodes: 13 blocks of 3, the last of one
@@ -119,6 +130,7 @@ def test_glow_equals_brute_force_on_random_onnx_graphs(tmp_path, seed):
     path = tmp_path / "r.onnx"
     onnx.save(random_graph(seed), str(path))
     check(load_model(path), seed)
+    check(load_model(path), seed, map_blocks=2)
 
 
 def test_bundle_signed_peaks_at_one_per_destination_stage():

@@ -23,11 +23,13 @@ def to_torch(model):
             m = nn.Linear(*layer.weight.shape[::-1], bias=layer.bias is not None)
         elif layer.type == "conv2d":
             m = nn.Conv2d(
-                layer.weight.shape[1],
+                layer.in_shape[0],
                 layer.weight.shape[0],
                 tuple(p["kernel_size"]),
                 stride=tuple(p["stride"]),
                 padding=tuple(p["padding"]),
+                dilation=tuple(p["dilation"]),
+                groups=p.get("groups", 1),
                 bias=layer.bias is not None,
             )
         elif layer.type == "maxpool2d":
@@ -118,6 +120,55 @@ RANDOM_SPECS = [
         "input_shape": [12],
         "layers": [{"type": "dense", "in_features": 12, "out_features": 5}, {"type": "relu"}],
     },
+    {  # 3x3 stride 1 on many channels: Winograd F(2x2, 3x3), even and odd map sizes
+        "input_shape": [48, 9, 12],
+        "layers": [
+            {
+                "type": "conv2d",
+                "in_channels": 48,
+                "out_channels": 50,
+                "kernel_size": 3,
+                "padding": 1,
+            },
+            {"type": "relu"},
+            {
+                "type": "conv2d",
+                "in_channels": 50,
+                "out_channels": 3,
+                "kernel_size": 3,
+                "padding": [2, 1],
+                "bias": False,
+            },
+            {"type": "flatten"},
+            {"type": "dense", "in_features": 3 * 11 * 12, "out_features": 4},
+        ],
+    },
+    {  # more channels than taps: im2col slice by slice (stride, dilation, padding)
+        "input_shape": [10, 9, 8],
+        "layers": [
+            {
+                "type": "conv2d",
+                "in_channels": 10,
+                "out_channels": 12,
+                "kernel_size": 3,
+                "stride": [2, 1],
+                "padding": [1, 2],
+                "dilation": [1, 2],
+            },
+            {"type": "relu"},
+            {
+                "type": "conv2d",
+                "in_channels": 12,
+                "out_channels": 12,
+                "kernel_size": [3, 2],
+                "padding": 2,
+                "groups": 3,
+            },
+            {"type": "conv2d", "in_channels": 12, "out_channels": 4, "kernel_size": 1, "stride": 2},
+            {"type": "flatten"},
+            {"type": "dense", "in_features": 4 * 4 * 6, "out_features": 3},
+        ],
+    },
 ]
 
 
@@ -177,3 +228,19 @@ def test_predict_gives_probabilities_whatever_the_model_ends_in(end):
     assert model.output_kind == {"none": "logits", "softmax": "probabilities"}.get(
         end, "log_probabilities"
     )
+
+
+def test_winograd_equals_im2col_with_any_padding_and_batch():
+    from nnviz_blender.core import forward as fw
+
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        n, c, o = int(rng.integers(1, 4)), int(rng.integers(48, 70)), int(rng.integers(1, 9))
+        h, w = (int(v) for v in rng.integers(8, 17, 2))
+        pads = tuple(int(v) for v in rng.integers(0, 3, 4))
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        weight = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(c * 9)).astype(np.float32)
+        got = fw._winograd_conv(x, weight, pads)
+        cols = fw._im2col(x, (3, 3), (1, 1), pads, (1, 1)).astype(np.float64)
+        want = np.matmul(weight.reshape(o, -1), cols.reshape(n, c * 9, -1)).reshape(got.shape)
+        np.testing.assert_allclose(got, want, atol=2e-6 * np.abs(want).max())

@@ -21,6 +21,7 @@ from nnviz_blender.core.graph import (
     select_edges,
     strongest,
     trace,
+    weight_percentiles,
     weighted_input,
 )
 from nnviz_blender.core.inspect import describe
@@ -92,21 +93,47 @@ def test_lazy_selection_trace_and_inspect(name):
         assert a.formula == b.formula and a.terms == b.terms
 
 
-@pytest.mark.parametrize("name", ["cnn", "conv_chain_rgb"])
+def check_strongest(model, full, lazy, values, budgets=(1, 50, 1000)):
+    for vals in (None, values):
+        score = edge_scores(full, vals)
+        for budget in budgets:
+            for graph in (lazy, full):
+                got = strongest(graph, budget, vals)
+                assert len(got) == min(budget, full.edge_count)
+                assert np.all(np.diff(got.index) > 0)
+                same(got, edges_at(full, got.index))
+                cut = np.sort(score)[::-1][min(budget, full.edge_count) - 1]
+                assert score[got.index].min() >= cut  # nothing left out beats what is kept
+                assert np.sum(score > cut) <= budget
+
+
+@pytest.mark.parametrize("name", ["cnn", "conv_chain_rgb", "stride2_pad1_avgpool"])
 def test_strongest_is_a_global_budget(name):
     model, full, lazy = pair(name)
     values = node_values(full, forward(model, sample_input(model)))
-    for vals in (None, values):
-        score = edge_scores(full, vals)
-        for budget in (1, 50, 1000):
-            got = strongest(lazy, budget, vals)
-            assert len(got) == budget and np.all(np.diff(got.index) > 0)
-            same(got, edges_at(full, got.index))
-            cut = np.sort(score)[::-1][budget - 1]
-            assert score[got.index].min() >= cut  # nothing left out beats what is kept
-            assert np.sum(score > cut) <= budget
+    check_strongest(model, full, lazy, values)
     assert len(strongest(lazy, 0)) == 0
     assert len(strongest(lazy, full.edge_count + 5)) == full.edge_count
+
+
+@pytest.mark.parametrize("seed", range(1, 30, 4))
+def test_strongest_on_random_onnx_graphs(tmp_path, seed):
+    """Grouped, dilated, strided convs with asymmetric padding among every other kind."""
+    onnx = pytest.importorskip("onnx")
+    from test_onnx_graphs import random_graph
+
+    from nnviz_blender.core.modelfile import load_model
+
+    path = tmp_path / "r.onnx"
+    onnx.save(random_graph(seed), str(path))
+    model = load_model(path)
+    full, lazy = build_graph(model), build_graph(model, materialise=0)
+    x = np.random.default_rng(seed).random(model.input_shape, dtype=np.float32)
+    values = node_values(full, forward(model, x))
+    check_strongest(model, full, lazy, values, budgets=(3, 200, full.edge_count // 2))
+    np.testing.assert_allclose(weight_percentiles(lazy), weight_percentiles(full), rtol=1e-6)
+    for k in (1, 3, 50):
+        same(select(lazy, "topk", k), select(full, "topk", k))
 
 
 def test_big_model_builds_lazily_without_connections(big_onnx):
@@ -126,3 +153,33 @@ def test_big_model_builds_lazily_without_connections(big_onnx):
         assert info.n_inputs == stage.edge_count // stage.size or stage.op == "conv2d"
         want = np.asarray(acts[stage.layer + 1]).ravel()[stage.size // 2]
         assert info.weighted_input == pytest.approx(float(want), rel=1e-4, abs=1e-4)
+
+
+def test_trace_with_a_cap_per_stage_keeps_whole_paths():
+    model, full, lazy = pair("cnn")
+    values = node_values(full, forward(model, sample_input(model)))
+    start = full.node_count - 2
+    free = trace(lazy, values, start, per_node=3)
+    for cap in (1, 4, 30):
+        nodes, edges = trace(lazy, values, start, per_node=3, max_per_stage=cap)
+        assert np.all(np.bincount(full.node_stage[nodes]) <= max(cap, 1))
+        assert set(nodes.tolist()) <= set(free[0].tolist())
+        assert set(edges.tolist()) <= set(free[1].tolist())
+        e = edges_at(full, edges)
+        assert np.all(np.isin(e.src, nodes)) and np.all(np.isin(e.dst, nodes))
+        assert full.node_stage[nodes].min() == 0  # the paths reach the input
+    same_cap = trace(lazy, values, start, per_node=3, max_per_stage=10**6)
+    for got, want in zip(same_cap, free, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_MODELS))
+def test_weight_percentiles_without_connections(name):
+    _, full, lazy = pair(name)
+    for q in (99.0, 50.0, 0.0, 100.0):
+        want = [
+            np.percentile(np.abs(full.weight[s.edge_slice]), q) if s.edge_count else 0.0
+            for s in full.stages
+        ]
+        np.testing.assert_allclose(weight_percentiles(lazy, q), want, rtol=1e-6)
+        np.testing.assert_allclose(weight_percentiles(full, q), want, rtol=1e-6)

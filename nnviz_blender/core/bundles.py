@@ -27,15 +27,19 @@ from .modelfile import Layer, Model
 BLOCKS_PER_VECTOR = 16
 
 
-def block_size(stage: Stage) -> int:
-    """Nodes per block of a stage: a feature map, or a chunk of a flat stage."""
+def block_size(stage: Stage, map_blocks: int | None = None) -> int:
+    """Nodes per block of a stage: a feature map, or a chunk of a flat stage. With `map_blocks`
+    a stage of more feature maps than that has blocks of several consecutive maps (at most
+    `map_blocks` blocks)."""
     if stage.is_map:
-        return int(stage.shape[1] * stage.shape[2])
+        c = stage.shape[0]
+        maps = -(-c // map_blocks) if map_blocks and c > map_blocks else 1
+        return int(stage.shape[1] * stage.shape[2]) * maps
     return -(-stage.size // min(stage.size, BLOCKS_PER_VECTOR))
 
 
-def block_count(stage: Stage) -> int:
-    return -(-stage.size // block_size(stage))
+def block_count(stage: Stage, map_blocks: int | None = None) -> int:
+    return -(-stage.size // block_size(stage, map_blocks))
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +49,7 @@ class _Part:
     kind: str  # "conv", "dense", "pooled" (per channel sum of the layer's output), "runs"
     count: int  # bundles of the stage
     arrays: tuple = ()  # kind-specific precomputed arrays
+    fold: np.ndarray | None = None  # conv / pooled in blocks of several maps: bundle of each pair
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,13 +131,28 @@ def _runs(src_block: np.ndarray, dst_block: np.ndarray, weight) -> tuple:
     return pairs // width, pairs % width, members, runs
 
 
+def _folded(
+    stage: Stage, src: Stage, s: np.ndarray, d: np.ndarray, m: np.ndarray, part: _Part, maps
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], _Part]:
+    """Per-(map, map) bundles s -> d with members m, gathered into blocks of several maps."""
+    per_src = block_size(src, maps) // (src.shape[1] * src.shape[2])
+    per_dst = block_size(stage, maps) // (stage.shape[1] * stage.shape[2])
+    if per_src == per_dst == 1:
+        return [s], [d], [m], part
+    width = block_count(stage, maps)
+    pairs, fold = np.unique((s // per_src) * width + d // per_dst, return_inverse=True)
+    members = np.bincount(fold, weights=m, minlength=pairs.size).astype(np.int64)
+    folded = _Part(part.kind, pairs.size, part.arrays, fold.astype(np.int64))
+    return [pairs // width], [pairs % width], [members], folded
+
+
 def _stage_bundles(
-    graph: Graph, model: Model, stage: Stage
+    graph: Graph, model: Model, stage: Stage, maps: int | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], _Part]:
     """Local (source block, destination block, members) of one stage's bundles and its _Part.
 
     Source blocks are local to their source stage; for several sources the lists hold one entry
-    per source stage."""
+    per source stage. `maps` is bundles()'s map_blocks."""
     layer = model.layers[stage.layer]
     op = stage.op
     srcs = [graph.stages[k] for k in stage.sources]
@@ -144,10 +164,22 @@ def _stage_bundles(
         members = int(np.outer(rows.sum(1), cols.sum(1)).sum())
         s, d = channel.ravel(), np.repeat(np.arange(o), cg)
         groups = layer.params.get("groups", 1)
+        per_dst = block_size(stage, maps) // (stage.shape[1] * stage.shape[2])
+        per_src = block_size(srcs[0], maps) // (srcs[0].shape[1] * srcs[0].shape[2])
+        weights = layer.w.reshape(o, cg, kh * kw)
+        if groups == 1 and per_dst * per_src > 1:  # every block pair: weights summed by block
+            d_starts, s_starts = np.arange(0, o, per_dst), np.arange(0, cg, per_src)
+            by_block = np.add.reduceat(weights, d_starts, axis=0).transpose(1, 0, 2)
+            by_block = np.ascontiguousarray(by_block)[None]  # (1, C, dst blocks, taps)
+            n = s_starts.size * d_starts.size
+            m = np.outer(np.diff(np.append(s_starts, cg)), np.diff(np.append(d_starts, o)))
+            part = _Part("conv", n, (rows, cols, by_block, s_starts))
+            s_block, d_block = np.divmod(np.arange(n), d_starts.size)
+            return [s_block], [d_block], [(m * members).ravel().astype(np.int64)], part
         # (groups, cg, O / groups, taps): one small matrix product per source channel
-        by_source = layer.w.reshape(groups, o // groups, cg, kh * kw).transpose(0, 2, 1, 3)
-        part = _Part("conv", o * cg, (rows, cols, np.ascontiguousarray(by_source)))
-        return [s], [d], [np.full(s.size, members, np.int64)], part
+        by_source = weights.reshape(groups, o // groups, cg, kh * kw).transpose(0, 2, 1, 3)
+        part = _Part("conv", o * cg, (rows, cols, np.ascontiguousarray(by_source), None))
+        return _folded(stage, srcs[0], s, d, np.full(s.size, members, np.int64), part, maps)
     if op in ("maxpool2d", "avgpool2d", "global_avgpool"):
         c = stage.shape[0]
         if op == "global_avgpool":
@@ -156,10 +188,10 @@ def _stage_bundles(
             rows, cols = _tap_matrices(layer)
             members = int(np.outer(rows.sum(1), cols.sum(1)).sum())
         s = np.arange(c)
-        return [s], [s], [np.full(c, members, np.int64)], _Part("pooled", c)
+        return _folded(stage, srcs[0], s, s, np.full(c, members), _Part("pooled", c), maps)
     if op == "dense":
         n_out, n_in = layer.w.shape
-        d_size, s_size = block_size(stage), block_size(srcs[0])
+        d_size, s_size = block_size(stage, maps), block_size(srcs[0], maps)
         d_starts, s_starts = np.arange(0, n_out, d_size), np.arange(0, n_in, s_size)
         d_len = np.diff(np.append(d_starts, n_out))
         s_len = np.diff(np.append(s_starts, n_in))
@@ -169,7 +201,7 @@ def _stage_bundles(
         part = _Part("dense", nd * ns, (by_dst, s_starts))
         return [s], [d], [np.outer(d_len, s_len).ravel().astype(np.int64)], part
     # one connection per source node: affine, mul, add, concat, elementwise stages
-    d_size = block_size(stage)
+    d_size = block_size(stage, maps)
     ss, ds, ms, runs = [], [], [], []
     offset = 0
     for src in srcs:
@@ -182,7 +214,7 @@ def _stage_bundles(
             weight = np.repeat(layer.w, per)
         elif op == "mul":
             weight = float(layer.params["factor"])
-        src_block = np.arange(src.size) // block_size(src)
+        src_block = np.arange(src.size) // block_size(src, maps)
         s, d, m, r = _runs(src_block, dst_node // d_size, weight)
         ss.append(s)
         ds.append(d)
@@ -191,10 +223,13 @@ def _stage_bundles(
     return ss, ds, ms, _Part("runs", sum(s.size for s in ss), tuple(runs))
 
 
-def bundles(model: Model, graph: Graph) -> Bundles:
-    """The blocks and bundles of a model's graph (no connection is materialised)."""
-    sizes = [block_size(s) for s in graph.stages]
-    counts = [block_count(s) for s in graph.stages]
+def bundles(model: Model, graph: Graph, map_blocks: int | None = None) -> Bundles:
+    """The blocks and bundles of a model's graph (no connection is materialised).
+
+    `map_blocks` caps the blocks of a stage of feature maps (None: one per map): a ResNet-18
+    has 1.4M bundles with one block per map, about 6k with 16."""
+    sizes = [block_size(s, map_blocks) for s in graph.stages]
+    counts = [block_count(s, map_blocks) for s in graph.stages]
     block_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     src, dst, members, parts, n_bundles = [], [], [], [], [0]
     sources: list[tuple[int, ...]] = []
@@ -206,7 +241,7 @@ def bundles(model: Model, graph: Graph) -> Bundles:
             sources.append(())
             acts.append(())
             continue
-        ss, ds, ms, part = _stage_bundles(graph, model, stage)
+        ss, ds, ms, part = _stage_bundles(graph, model, stage, map_blocks)
         for k, s, d, m in zip(stage.sources, ss, ds, ms, strict=True):
             src.append(s + block_start[k])
             dst.append(d + block_start[i])
@@ -232,15 +267,17 @@ def bundles(model: Model, graph: Graph) -> Bundles:
 
 def _part_glow(part: _Part, inputs: list[np.ndarray], output: np.ndarray) -> np.ndarray:
     if part.kind == "conv":
-        rows, cols, by_source = part.arrays
+        rows, cols, by_source, s_starts = part.arrays
         a = inputs[0].reshape(-1, rows.shape[1], cols.shape[1])
         # per channel and tap: the source map summed over the rows and columns the tap reads
         window = rows @ (a @ cols.T)  # (C, kh, kw)
         g, cg, per_group, taps = by_source.shape
         glow = np.matmul(by_source, window.reshape(g, cg, taps, 1))  # (G, cg, O / G, 1)
+        if s_starts is not None:  # (C, dst blocks): summed by source block, source-major
+            return np.add.reduceat(glow.reshape(cg, per_group), s_starts, axis=0).ravel()
         return glow.reshape(g, cg, per_group).transpose(0, 2, 1).ravel()  # (o, c) order
     if part.kind == "pooled":
-        return output.reshape(part.count, -1).sum(axis=1, dtype=np.float64)
+        return output.reshape(output.shape[0], -1).sum(axis=1, dtype=np.float64)  # per map
     if part.kind == "dense":
         by_dst, s_starts = part.arrays
         return np.add.reduceat(by_dst * inputs[0].reshape(-1), s_starts, axis=1).ravel()
@@ -265,9 +302,10 @@ def bundle_glow(b: Bundles, acts: list[np.ndarray]) -> np.ndarray:
             continue
         ids = b.acts[i]
         inputs = [np.asarray(acts[j], np.float32) for j in ids[:-1]]
-        out[b.bundle_start[i] : b.bundle_start[i + 1]] = _part_glow(
-            part, inputs, np.asarray(acts[ids[-1]], np.float32)
-        )
+        glow = _part_glow(part, inputs, np.asarray(acts[ids[-1]], np.float32))
+        if part.fold is not None:  # blocks of several maps: sum the per-map bundles
+            glow = np.bincount(part.fold, weights=glow, minlength=part.count)
+        out[b.bundle_start[i] : b.bundle_start[i + 1]] = glow
     return out
 
 

@@ -53,6 +53,16 @@ def _taps(
     return views, (ho, wo)
 
 
+def _windows(x: np.ndarray, k, s, dilation) -> np.ndarray:
+    """A read-only view (N, C, kh, kw, H', W') of every window of an already padded input."""
+    (kh, kw), (sh, sw), (dh, dw) = k, s, dilation
+    n, c, h, w = x.shape
+    ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    s0, s1, s2, s3 = x.strides
+    shape, strides = (n, c, kh, kw, ho, wo), (s0, s1, s2 * dh, s3 * dw, s2 * sh, s3 * sw)
+    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+
+
 def _pads(padding) -> tuple[int, int, int, int]:
     """[ph, pw] or [top, left, bottom, right] -> (top, left, bottom, right)."""
     p = tuple(int(v) for v in padding)
@@ -69,10 +79,14 @@ def _valid_range(n_out: int, n_in: int, s: int, p: int, offset: int) -> tuple[in
 def _im2col(x: np.ndarray, k, s, pads, dilation) -> np.ndarray:
     """(N, C, kh, kw, H', W'): every tap's input for every output position, 0 in the padding.
 
-    One strided slice copy per tap straight from the input (no padded copy of it first)."""
+    One strided slice copy per tap straight from the input (no padded copy of it first); with
+    more taps than channels (a stem's 7x7 on RGB) one copy of the padded input's windows, which
+    is faster there."""
     (kh, kw), (sh, sw), (dh, dw) = k, s, dilation
     top, left, bottom, right = pads
     n, c, h, w = x.shape
+    if kh * kw > c:
+        return np.ascontiguousarray(_windows(_padded(x, pads, 0.0), k, s, dilation))
     ho = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
     wo = (w + left + right - dw * (kw - 1) - 1) // sw + 1
     padded = top or left or bottom or right
@@ -90,6 +104,61 @@ def _im2col(x: np.ndarray, k, s, pads, dilation) -> np.ndarray:
     return cols
 
 
+# Winograd F(2x2, 3x3): a 3x3 stride-1 conv as 16 products per 4x4 input tile instead of 36
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+_WINOGRAD_MIN_CHANNELS = 48  # below, or on maps under 8x8, im2col is as fast or faster
+_WINOGRAD: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(weight) -> (weight, transformed)
+
+
+def _winograd_weights(weight: np.ndarray) -> np.ndarray:
+    """G g G^T of every 3x3 filter -> (16, O, C) float32, kept per weight array."""
+    hit = _WINOGRAD.get(id(weight))
+    if hit is None or hit[0] is not weight:
+        if len(_WINOGRAD) >= 256:
+            _WINOGRAD.clear()
+        t = np.tensordot(_G, weight.astype(np.float64), axes=(1, 2))  # (4, O, C, 3)
+        u = np.tensordot(t, _G, axes=(3, 1)).transpose(0, 3, 1, 2)  # (4, 4, O, C)
+        u32 = np.ascontiguousarray(u.reshape(16, *weight.shape[:2]), dtype=np.float32)
+        hit = _WINOGRAD[id(weight)] = (weight, u32)
+    return hit[1]
+
+
+def _winograd_conv(x: np.ndarray, weight: np.ndarray, pads) -> np.ndarray:
+    """A 3x3 stride-1 conv (no groups) by Winograd F(2x2, 3x3) -> (N, O, H', W')."""
+    n, c, h, w = x.shape
+    top, left, bottom, right = pads
+    ho, wo = h + top + bottom - 2, w + left + right - 2
+    th, tw = -(-ho // 2), -(-wo // 2)  # 2x2 output tiles, each read from a 4x4 input tile
+    xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2), np.float32)
+    xp[:, :, top : top + h, left : left + w] = x
+    s0, s1, s2, s3 = xp.strides
+    d = np.lib.stride_tricks.as_strided(
+        xp, (4, 4, n, c, th, tw), (s2, s3, s0, s1, 2 * s2, 2 * s3), writeable=False
+    )
+    t = np.empty(d.shape, np.float32)  # B^T d B: rows, then columns
+    np.subtract(d[0], d[2], out=t[0])
+    np.add(d[1], d[2], out=t[1])
+    np.subtract(d[2], d[1], out=t[2])
+    np.subtract(d[1], d[3], out=t[3])
+    v = np.empty(d.shape, np.float32)
+    np.subtract(t[:, 0], t[:, 2], out=v[:, 0])
+    np.add(t[:, 1], t[:, 2], out=v[:, 1])
+    np.subtract(t[:, 2], t[:, 1], out=v[:, 2])
+    np.subtract(t[:, 1], t[:, 3], out=v[:, 3])
+    u = _winograd_weights(weight)
+    v = v.reshape(16, n, c, th * tw)
+    m = np.matmul(u, v[:, 0]) if n == 1 else np.matmul(u[:, None], v)
+    m = m.reshape(4, 4, n, -1, th, tw)
+    r0, r1 = m[0] + m[1] + m[2], m[1] - m[2] - m[3]  # A^T m A: rows, then columns
+    y = np.empty((n, m.shape[3], th, 2, tw, 2), np.float32)
+    y[:, :, :, 0, :, 0] = r0[0] + r0[1] + r0[2]
+    y[:, :, :, 0, :, 1] = r0[1] - r0[2] - r0[3]
+    y[:, :, :, 1, :, 0] = r1[0] + r1[1] + r1[2]
+    y[:, :, :, 1, :, 1] = r1[1] - r1[2] - r1[3]
+    y = y.reshape(n, -1, 2 * th, 2 * tw)
+    return y if (2 * th, 2 * tw) == (ho, wo) else np.ascontiguousarray(y[:, :, :ho, :wo])
+
+
 def conv2d(
     x: np.ndarray,
     weight: np.ndarray,
@@ -99,13 +168,24 @@ def conv2d(
     dilation=(1, 1),
     groups: int = 1,
 ) -> np.ndarray:
-    """Cross-correlation as PyTorch's Conv2d: im2col (one slice copy per tap), then one matmul.
+    """Cross-correlation as PyTorch's Conv2d: im2col (one slice copy per tap), then one matmul;
+    a 3x3 stride-1 conv of many channels on maps of 8x8 or more by Winograd F(2x2, 3x3).
 
     With groups, output channel o reads only the input channels of its group o // (O / groups).
     """
     n, c = x.shape[:2]
     o, cg, kh, kw = weight.shape
-    windows = _im2col(x, (kh, kw), tuple(stride), _pads(padding), tuple(dilation))
+    pads = _pads(padding)
+    if (
+        (kh, kw) == (3, 3)
+        and tuple(stride) == tuple(dilation) == (1, 1)
+        and groups == 1
+        and c >= _WINOGRAD_MIN_CHANNELS
+        and min(x.shape[2] + pads[0] + pads[2], x.shape[3] + pads[1] + pads[3]) >= 10
+    ):
+        y = _winograd_conv(x, weight, pads)
+        return y + bias[:, None, None] if bias is not None else y
+    windows = _im2col(x, (kh, kw), tuple(stride), pads, tuple(dilation))
     ho, wo = windows.shape[4:]
     if groups == 1:  # im2col: one copy of the windows, (c, i, j) like the weight, then one matmul
         cols = windows.reshape(n, c * kh * kw, ho * wo)

@@ -712,6 +712,54 @@ def _topk_into(graph: Graph, nodes, k: int, values: np.ndarray | None) -> Edges:
     return Edges.join(parts)
 
 
+def _conv_topk_by_weight(graph: Graph, i: int, k: int) -> Edges:
+    """The k strongest inputs by |weight| of every node of conv stage i, in index order, without
+    computing every connection: a node's choice depends only on its output channel and on which
+    kernel taps its position keeps inside the input (a border class of rows and of columns), so
+    it is made once per (channel, class) and repeated over the class's positions."""
+    stage = graph.stages[i]
+    layer = graph.layers[stage.layer]
+    _, h, w = layer.in_shape
+    c_out, ho, wo = layer.out_shape
+    cg = layer.w.shape[1]
+    rows, row_ok, cols, col_ok = _valid_taps(layer)
+    group_first = (np.arange(c_out) // (c_out // layer.params.get("groups", 1))) * cg
+    offsets = _offsets(graph, i)
+    src_start = graph.stages[stage.sources[0]].start
+    row_classes, row_of = np.unique(row_ok, axis=0, return_inverse=True)
+    col_classes, col_of = np.unique(col_ok, axis=0, return_inverse=True)
+    parts = []
+    for a, row_taps in enumerate(row_classes):
+        for b, col_taps in enumerate(col_classes):
+            ys, xs = np.flatnonzero(row_of.ravel() == a), np.flatnonzero(col_of.ravel() == b)
+            ti_ok, tj_ok = np.flatnonzero(row_taps), np.flatnonzero(col_taps)
+            if not (ys.size and xs.size and ti_ok.size and tj_ok.size):
+                continue
+            # the class's taps in (c, i, j) order: a node's connections in index order
+            kept = np.abs(layer.w)[:, :, ti_ok][:, :, :, tj_ok].reshape(c_out, -1)
+            n_taps = kept.shape[1]
+            best = _topk_per_dst(np.repeat(np.arange(c_out), n_taps), kept.ravel(), k)
+            o, pos = np.divmod(best, n_taps)
+            c, rest = np.divmod(pos, ti_ok.size * tj_ok.size)
+            ti, tj = ti_ok[rest // tj_ok.size], tj_ok[rest % tj_ok.size]
+            y, x = np.repeat(ys, xs.size)[None, :], np.tile(xs, ys.size)[None, :]
+            dst = o[:, None] * (ho * wo) + y * wo + x
+            src = (group_first[o] + c)[:, None] * (h * w) + rows[y, ti[:, None]] * w
+            src = src + cols[x, tj[:, None]] + src_start
+            weight = np.broadcast_to(layer.w[o, c, ti, tj][:, None], dst.shape)
+            index = stage.edge_start + offsets[dst] + pos[:, None]
+            parts.append(
+                Edges(
+                    index.ravel(),
+                    src.ravel().astype(np.int32),
+                    (dst + stage.start).ravel().astype(np.int32),
+                    weight.ravel().astype(np.float32),
+                )
+            )
+    found = Edges.join(parts)
+    return found.take(np.argsort(found.index, kind="stable"))
+
+
 def _non_input_nodes(graph: Graph) -> np.ndarray:
     return np.arange(graph.stages[0].stop if graph.stages else 0, graph.node_count)
 
@@ -734,7 +782,17 @@ def select(graph: Graph, mode: str, k: int = 8, values: np.ndarray | None = None
     if mode == "contribution" and values is None:
         raise ValueError("mode 'contribution' needs the node values")
     values = _check_values(graph, values) if mode == "contribution" else None
-    return _topk_into(graph, _non_input_nodes(graph), k, values)
+    if values is not None or not graph.lazy:
+        return _topk_into(graph, _non_input_nodes(graph), k, values)
+    return Edges.join(  # by |weight| in a lazy graph: conv stages without a scan
+        [
+            _conv_topk_by_weight(graph, i, k)
+            if stage.op == "conv2d"
+            else _topk_into(graph, np.arange(stage.start, stage.stop), k, None)
+            for i, stage in enumerate(graph.stages)
+            if stage.layer >= 0
+        ]
+    )
 
 
 def select_edges(
@@ -751,28 +809,182 @@ def select_edges(
     return select(graph, mode, k, values).index
 
 
+class _Best:
+    """The `budget` highest-scoring connections seen so far."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.edges, self.score = NO_EDGES, np.empty(0, np.float32)
+
+    def add(self, e: Edges, score: np.ndarray) -> None:
+        if len(e) > self.budget:
+            keep = np.argpartition(-score, self.budget - 1)[: self.budget]
+            e, score = e.take(keep), score[keep]
+        self.edges = Edges.join([self.edges, e])
+        self.score = np.concatenate([self.score, score])
+        if len(self.edges) > self.budget:
+            keep = np.argpartition(-self.score, self.budget - 1)[: self.budget]
+            self.edges, self.score = self.edges.take(keep), self.score[keep]
+
+    def floor(self) -> float:
+        """The lowest kept score once the budget is full (-inf before)."""
+        return float(self.score.min()) if len(self.edges) >= self.budget else -np.inf
+
+
+def _tap_bounds(graph: Graph, i: int, values: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """For a conv stage: per kernel tap (o, c, i, j) the highest score any of its connections
+    can have -> float32 (O, cg, kh, kw), and how many connections it has -> int64 (kh, kw).
+
+    By |weight| every connection of a tap scores |w|; by contribution at most |w| times the
+    largest |value| the tap reads in its source channel."""
+    layer = graph.layers[graph.stages[i].layer]
+    _, row_ok, _, col_ok = _valid_taps(layer)
+    count = np.outer(row_ok.sum(axis=0), col_ok.sum(axis=0)).astype(np.int64)  # (kh, kw)
+    bound = np.abs(layer.w)
+    if values is None:
+        return bound, count
+    source = graph.stages[graph.stages[i].sources[0]]
+    a = np.abs(values[source.start : source.stop]).reshape(source.shape)
+    (kh, kw), (sh, sw), (top, left) = _window(layer)[:3]
+    dh, dw = _window(layer)[3]
+    reach = np.zeros((a.shape[0], kh, kw), np.float32)
+    for ti in range(kh):
+        ys = np.flatnonzero(row_ok[:, ti])
+        for tj in range(kw):
+            xs = np.flatnonzero(col_ok[:, tj])
+            if ys.size and xs.size:
+                rows = slice(ys[0] * sh - top + ti * dh, ys[-1] * sh - top + ti * dh + 1, sh)
+                cols = slice(xs[0] * sw - left + tj * dw, xs[-1] * sw - left + tj * dw + 1, sw)
+                reach[:, ti, tj] = a[:, rows, cols].max(axis=(1, 2))
+    o, cg = layer.w.shape[:2]
+    first = (np.arange(o) // (o // layer.params.get("groups", 1))) * cg
+    channel = first[:, None] + np.arange(cg)[None, :]
+    return bound * reach[channel], count
+
+
+def _tap_edges(graph: Graph, i: int, taps: tuple[np.ndarray, ...]):
+    """The connections of conv kernel taps (o, c, i, j arrays), a chunk at a time (Edges)."""
+    stage = graph.stages[i]
+    layer = graph.layers[stage.layer]
+    _, h, w = layer.in_shape
+    c_out, ho, wo = layer.out_shape
+    rows, row_ok, cols, col_ok = _valid_taps(layer)
+    first_i, n_i = row_ok.argmax(axis=1), row_ok.sum(axis=1)  # valid taps per output row
+    first_j, n_j = col_ok.argmax(axis=1), col_ok.sum(axis=1)
+    cg = layer.w.shape[1]
+    group_first = (np.arange(c_out) // (c_out // layer.params.get("groups", 1))) * cg
+    offsets = _offsets(graph, i)
+    src_start = graph.stages[stage.sources[0]].start
+    o, c, ti, tj = taps
+    for a in np.unique(ti):
+        for b in np.unique(tj[ti == a]):
+            pick = (ti == a) & (tj == b)
+            ys, xs = np.flatnonzero(row_ok[:, a]), np.flatnonzero(col_ok[:, b])
+            y, x = np.repeat(ys, xs.size), np.tile(xs, ys.size)  # the positions the tap reaches
+            at = (rows[y, a] * w + cols[x, b]).astype(np.int64)
+            inside = (a - first_i[y]) * n_j[x] + (b - first_j[x])  # place among the node's taps
+            per_c = n_i[y] * n_j[x]
+            step = max(1, CHUNK_EDGES // max(1, y.size))
+            po, pc = o[pick], c[pick]
+            for lo in range(0, po.size, step):
+                oo, cc = po[lo : lo + step, None], pc[lo : lo + step, None]
+                dst = oo * (ho * wo) + y * wo + x
+                yield Edges(
+                    (stage.edge_start + offsets[dst] + cc * per_c + inside).ravel(),
+                    (src_start + (group_first[oo] + cc) * (h * w) + at).ravel().astype(np.int32),
+                    (dst + stage.start).ravel().astype(np.int32),
+                    np.broadcast_to(layer.w[oo, cc, a, b], dst.shape).ravel().astype(np.float32),
+                )
+
+
+def _bound_reaching(bound: np.ndarray, count: np.ndarray, wanted: int) -> float:
+    """The highest bound such that the taps bounded at least that have `wanted` connections
+    or more (-inf if all taps together have fewer); a partition, then a sort of the few."""
+    k = min(wanted, bound.size)  # every tap has a connection: `wanted` taps are enough
+    top = np.argpartition(-bound, k - 1)[:k] if k < bound.size else np.arange(bound.size)
+    top = top[np.argsort(-bound[top])]
+    cut = int(np.searchsorted(np.cumsum(count[top]), wanted))
+    if cut < k:
+        return float(bound[top[cut]])
+    return float(bound[top[-1]]) if k < bound.size else -np.inf
+
+
 def strongest(graph: Graph, budget: int, values: np.ndarray | None = None) -> Edges:
     """The `budget` strongest connections of the whole graph (see edge_scores: by |weight|, or
     by contribution for node `values`), in index order; ties at the cut go either way.
 
-    Every stage is scanned a chunk of destination nodes at a time: memory stays O(budget +
-    CHUNK_EDGES), time O(connections)."""
+    Memory stays O(budget + CHUNK_EDGES). The connections of conv layers are taken kernel tap
+    by kernel tap, the taps that can score highest first (their |weight| times the largest
+    value they read), until no tap left can beat what is kept: time O(parameters + activations
+    + the connections looked at), far below O(connections) for a small budget. Other stages
+    are scanned a chunk of destination nodes at a time."""
     values = _check_values(graph, values)
-    best, best_score = NO_EDGES, np.empty(0, np.float32)
     if budget <= 0:
-        return best
+        return NO_EDGES
+    best = _Best(budget)
+    convs = {i for i, s in enumerate(graph.stages) if s.op == "conv2d"}
     for i, local in _by_stage(graph, _non_input_nodes(graph)):
+        if i in convs:
+            continue
         for chunk in _chunks(graph, i, local):
             e = _stage_edges(graph, i, chunk)
-            score = _scores(graph, e, values)
-            if len(e) > budget:
-                keep = np.argpartition(-score, budget - 1)[:budget]
-                e, score = e.take(keep), score[keep]
-            best, best_score = Edges.join([best, e]), np.concatenate([best_score, score])
-            if len(best) > budget:
-                keep = np.argpartition(-best_score, budget - 1)[:budget]
-                best, best_score = best.take(keep), best_score[keep]
-    return best.take(np.argsort(best.index))
+            best.add(e, _scores(graph, e, values))
+    if not convs:
+        return best.edges.take(np.argsort(best.edges.index))
+    bounds = {i: _tap_bounds(graph, i, values) for i in sorted(convs)}
+    flat = np.concatenate([b.ravel() for b, _ in bounds.values()])
+    many = np.concatenate([np.broadcast_to(n, b.shape).ravel() for b, n in bounds.values()])
+    upper, wanted = np.inf, 2 * budget
+    while upper > best.floor():
+        lower = _bound_reaching(flat, many, wanted)
+        for i, (bound, _) in bounds.items():
+            band = (bound >= lower) & (bound < upper) if lower > -np.inf else bound < upper
+            for e in _tap_edges(graph, i, np.nonzero(band)):
+                best.add(e, _scores(graph, e, values))
+        if lower == -np.inf:
+            break
+        upper, wanted = lower, wanted * 4
+    return best.edges.take(np.argsort(best.edges.index))
+
+
+def _weighted_percentile(value: np.ndarray, count: np.ndarray, q: float) -> float:
+    """np.percentile (linear) of an array holding each value[k] count[k] times."""
+    order = np.argsort(value, kind="stable")
+    value, ends = value[order], np.cumsum(count[order])
+    at = q / 100.0 * (ends[-1] - 1)
+    lo, hi = int(np.floor(at)), int(np.ceil(at))
+    v_lo = value[np.searchsorted(ends, lo, side="right")]
+    v_hi = value[np.searchsorted(ends, hi, side="right")]
+    return float(v_lo + (v_hi - v_lo) * (at - lo))
+
+
+def weight_percentiles(graph: Graph, q: float = 99.0) -> np.ndarray:
+    """float32 (S,): the q-th percentile of |weight| over the connections into each stage (0
+    for the input), as np.percentile over the materialised weights gives it; computed from the
+    layers' weights and how often each one is used, without materialising any connection."""
+    out = np.zeros(len(graph.stages), np.float32)
+    for i, stage in enumerate(graph.stages):
+        if stage.layer < 0 or stage.edge_count == 0:
+            continue
+        if not graph.lazy:
+            out[i] = np.percentile(np.abs(graph.edge_weight[stage.edge_slice]), q)
+            continue
+        layer = graph.layers[stage.layer]
+        if stage.op == "conv2d":
+            _, row_ok, _, col_ok = _valid_taps(layer)
+            per_tap = np.outer(row_ok.sum(axis=0), col_ok.sum(axis=0))  # uses of each tap
+            value = np.abs(layer.w).ravel()
+            count = np.broadcast_to(per_tap, layer.w.shape).ravel()
+        elif stage.op == "dense":
+            value, count = np.abs(layer.w).ravel(), np.ones(layer.w.size, np.int64)
+        else:  # one or a few connections per node: their weights, counted
+            parts = [
+                np.abs(_stage_edges(graph, i, chunk).weight)
+                for chunk in _chunks(graph, i, np.arange(stage.size))
+            ]
+            value, count = np.unique(np.concatenate(parts), return_counts=True)
+        out[i] = _weighted_percentile(value.astype(np.float64), count.astype(np.int64), q)
+    return out
 
 
 def incoming(graph: Graph, node: int) -> np.ndarray:
@@ -781,13 +993,20 @@ def incoming(graph: Graph, node: int) -> np.ndarray:
 
 
 def trace(
-    graph: Graph, values: np.ndarray, node: int, per_node: int = 3
+    graph: Graph,
+    values: np.ndarray,
+    node: int,
+    per_node: int = 3,
+    max_per_stage: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The strongest contributing paths from `node` down to the input.
 
     From the node, take the `per_node` incoming edges with the largest |weight * source value|
     (for max pooling: the largest source values), then do the same for every node reached, stage
     by stage down to the input. `values` are raw node values (node_values, not normalised).
+    `max_per_stage` bounds the nodes reached per step (a large network's cone fans out to
+    hundreds of thousands): the ones the chosen edges feed most strongly go on, and only edges
+    from them are kept, so every path still ends at the input.
     Returns (nodes, edges): int64, ascending, the start node included.
     """
     node = _check_node(graph, node)
@@ -796,8 +1015,14 @@ def trace(
     nodes, edges = [frontier], []
     for _ in range(int(graph.node_stage[node])):
         chosen = _topk_into(graph, frontier, per_node, checked)
+        frontier, inverse = np.unique(chosen.src, return_inverse=True)
+        if max_per_stage is not None and frontier.size > max_per_stage:
+            feed = np.bincount(inverse, weights=_scores(graph, chosen, checked))
+            kept = np.sort(np.argsort(-feed, kind="stable")[:max_per_stage])
+            chosen = chosen.take(np.isin(inverse, kept))
+            frontier = frontier[kept]
         edges.append(chosen.index)
-        frontier = np.unique(chosen.src).astype(np.int64)
+        frontier = frontier.astype(np.int64)
         nodes.append(frontier)
         if frontier.size == 0:
             break
