@@ -131,30 +131,14 @@ def painting_threshold(strength: float, fade: float) -> float:
     return (fade + PAINTING_AMOUNT * (1.0 - fade)) / max(strength, 1e-6)
 
 
-GAIN_SAMPLE = 100_000  # connections per stage that set the gain of a lazy graph (about)
-
-
 def stage_gains(graph) -> np.ndarray:
     """Per stage: 1 / (99th percentile of |weight| over the connections into it) -> float32 (S,).
 
     Activations shown here are at most ~1 in magnitude (pixels, tanh, probabilities), so
-    weight x activation x gain lands mostly in [-1, 1] whatever the layer's weight scale. A lazy
-    graph (core.graph) takes the connections of evenly spread nodes, about GAIN_SAMPLE per stage.
+    weight x activation x gain lands mostly in [-1, 1] whatever the layer's weight scale.
     """
-    gains = np.ones(len(graph.stages), dtype=np.float32)
-    for i, stage in enumerate(graph.stages):
-        if stage.edge_count == 0:
-            continue
-        if graph.lazy:
-            nodes = np.unique(
-                np.linspace(stage.start, stage.stop - 1, GAIN_SAMPLE).astype(np.int64)
-            )
-            weight = core_graph.edges_into(graph, nodes).weight
-        else:
-            weight = graph.weight[stage.edge_slice]
-        scale = float(np.percentile(np.abs(weight), 99.0))
-        gains[i] = 1.0 / scale if scale > 0 else 1.0
-    return gains
+    scale = core_graph.weight_percentiles(graph, 99.0)
+    return np.where(scale > 0, 1.0 / np.maximum(scale, 1e-30), 1.0).astype(np.float32)
 
 
 def build(

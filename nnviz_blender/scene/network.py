@@ -83,9 +83,8 @@ def parse_edges(spec: str | EdgeMode) -> EdgeMode:
 class _Cache:
     graph: core_graph.Graph  # stages and node arrays; edges left empty
     groups: core_values.Groups
-    bundles: core_bundles.Bundles | None = None  # of the model, once an update brings it
-    coarse: core_bundles.Coarse | None = None  # as drawn
-    drawn: np.ndarray | None = None  # which coarse bundles the bundles object draws (bool)
+    bundles: core_bundles.Bundles | None = None  # as drawn, once an update brings the model
+    drawn: np.ndarray | None = None  # which of them the bundles object draws (bool (B,))
 
 
 _CACHE: dict[str, _Cache] = {}
@@ -100,20 +99,27 @@ def _cache(network: str) -> _Cache:
     return cached
 
 
-def _drawn_bundles(coarse: core_bundles.Coarse, stages) -> np.ndarray:
-    """bool: the (coarse) bundles ending in the bundled `stages`."""
-    return np.isin(coarse.stage, np.asarray(list(stages), np.int32))
+DRAWN_MAP_BLOCKS = 16  # blocks of feature maps per stage, at most, between which bundles run
+
+
+def _bundles(model: Model, graph: core_graph.Graph) -> core_bundles.Bundles:
+    """The bundles as drawn: a stage of many feature maps takes them in DRAWN_MAP_BLOCKS runs
+    (a ResNet-18 has 5.5k bundles so, 1.4M with one block per map)."""
+    return core_bundles.bundles(model, graph, map_blocks=DRAWN_MAP_BLOCKS)
+
+
+def _drawn_bundles(b: core_bundles.Bundles, stages) -> np.ndarray:
+    """bool (B,): the bundles ending in the bundled `stages`."""
+    return np.isin(b.stage, np.asarray(list(stages), np.int32))
 
 
 def _build_bundles(name, model, graph, positions, stages, collection, radius, material) -> None:
     """The bundles object: one curve per bundle into the bundled `stages`, from the centre of
     its source block to the centre of its destination block; thicker for more members."""
-    b = core_bundles.bundles(model, graph)
-    coarse = core_bundles.coarsen(b)
-    pick = _drawn_bundles(coarse, stages)
-    node_block = coarse.block[b.node_blocks(graph)]
-    centres = scene_bundles.block_centres(positions, node_block, coarse.block_count)
-    src, dst, members = coarse.src[pick], coarse.dst[pick], coarse.members[pick]
+    b = _bundles(model, graph)
+    pick = _drawn_bundles(b, stages)
+    centres = scene_bundles.block_centres(positions, b.node_blocks(graph), b.block_count)
+    src, dst, members = b.src[pick], b.dst[pick], b.members[pick]
     share = np.sqrt(members / max(int(members.max()), 1)) if members.size else members
     scene_bundles.build(
         name,
@@ -135,13 +141,12 @@ def _bundle_glow(name: str, model: Model, acts: list[np.ndarray]) -> np.ndarray 
     if not stages:
         return None
     cache = _cache(name)
-    if cache.bundles is None or cache.coarse is None or cache.drawn is None:
-        cache.bundles = core_bundles.bundles(model, core_graph.build_graph(model))
-        cache.coarse = core_bundles.coarsen(cache.bundles)
-        cache.drawn = _drawn_bundles(cache.coarse, stages)
-    coarse = cache.coarse
-    glow = coarse.glow(core_bundles.bundle_glow(cache.bundles, acts))
-    return np.ascontiguousarray(core_values.bundle_signed(coarse.bundle_start, glow)[cache.drawn])
+    if cache.bundles is None or cache.drawn is None:
+        cache.bundles = _bundles(model, core_graph.build_graph(model))
+        cache.drawn = _drawn_bundles(cache.bundles, stages)
+    b = cache.bundles
+    glow = core_bundles.bundle_glow(b, acts)
+    return np.ascontiguousarray(core_values.bundle_signed(b.bundle_start, glow)[cache.drawn])
 
 
 # --- build / remove ---------------------------------------------------------------------------
