@@ -31,14 +31,14 @@ class EdgePlan:
 
 
 def bundled_stages(
-    graph: Graph, budget: int = EDGE_BUDGET, bundled_budget: int = BUNDLED_BUDGET
+    graph: Graph, budget: int | None = None, bundled_budget: int | None = None
 ) -> tuple[int, ...]:
-    """No stage if all connections fit `budget`; else the biggest stages (by connection count)
-    until the rest fit `bundled_budget`."""
+    """No stage if all connections fit `budget` (EDGE_BUDGET); else the biggest stages (by
+    connection count) until the rest fit `bundled_budget` (BUNDLED_BUDGET)."""
     counts = np.array([s.edge_count for s in graph.stages], np.int64)
-    if counts.sum() <= budget:
+    if counts.sum() <= (EDGE_BUDGET if budget is None else budget):
         return ()
-    budget = bundled_budget
+    budget = BUNDLED_BUDGET if bundled_budget is None else bundled_budget
     bundled = []
     left = int(counts.sum())
     for i in np.argsort(-counts, kind="stable"):
@@ -53,15 +53,15 @@ def plan(
     graph: Graph,
     mode: str,
     k: int = 8,
-    budget: int = EDGE_BUDGET,
-    bundled_budget: int = BUNDLED_BUDGET,
+    budget: int | None = None,
+    bundled_budget: int | None = None,
 ) -> EdgePlan:
     """The edges to draw for an edge `mode` ("all", "topk", "none"; see graph.select) and the
     stages to bundle."""
     if mode == "none":
         return EdgePlan(core_graph.NO_EDGES, (), 0)
     bundled = bundled_stages(graph, budget, bundled_budget)
-    budget = bundled_budget
+    budget = BUNDLED_BUDGET if bundled_budget is None else bundled_budget
     if not bundled:
         return EdgePlan(core_graph.select(graph, mode, k), (), 0)
     plain = [i for i in range(1, len(graph.stages)) if i not in bundled]

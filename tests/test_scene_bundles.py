@@ -1,0 +1,92 @@
+"""Bundles in the real Blender: the stages with the most connections are drawn as one curve
+per (source block -> destination block), each glowing with the sum of its members' weight x
+source value, written per update; shipped networks are drawn as always."""
+
+import os
+
+import numpy as np
+import pytest
+from conftest import CNN_SPEC, MODELS, random_arrays
+
+bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+
+from nnviz_blender.core import bundles as core_bundles  # noqa: E402
+from nnviz_blender.core import edgeplan  # noqa: E402
+from nnviz_blender.core import graph as core_graph  # noqa: E402
+from nnviz_blender.core import values as core_values  # noqa: E402
+from nnviz_blender.core.forward import forward  # noqa: E402
+from nnviz_blender.core.modelfile import build_model, load_model  # noqa: E402
+from nnviz_blender.scene import attributes, bundles, network, util  # noqa: E402
+from nnviz_blender.scene.handle import Network  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def clean_file():
+    bpy.ops.wm.read_homefile(use_empty=True)
+    network.forget_cache()
+    yield
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return build_model(CNN_SPEC, random_arrays(CNN_SPEC))
+
+
+@pytest.fixture
+def small_budgets(monkeypatch):
+    """Budgets that make the test CNN bundle its two biggest stages."""
+    monkeypatch.setattr(edgeplan, "EDGE_BUDGET", 1000)
+    graph = core_graph.build_graph(build_model(CNN_SPEC, random_arrays(CNN_SPEC)))
+    counts = sorted(s.edge_count for s in graph.stages)
+    monkeypatch.setattr(edgeplan, "BUNDLED_BUDGET", sum(counts[:-2]) + 500)
+
+
+def test_bundled_stages_glow_with_their_members_sums(cnn, small_budgets):
+    graph = core_graph.build_graph(cnn)
+    name = network.build_network(cnn, "net")
+    net = Network(name)
+    biggest = sorted(range(len(graph.stages)), key=lambda i: graph.stages[i].edge_count)[-2:]
+    assert sorted(net.bundled) == sorted(biggest)
+    b = core_bundles.bundles(cnn, graph, map_blocks=network.DRAWN_MAP_BLOCKS)
+    drawn = np.isin(b.stage, biggest)
+    obj = util.find("objects", name, bundles.ROLE)
+    assert len(obj.data.curves) == drawn.sum() > 0
+    np.testing.assert_array_equal(attributes.read(obj.data, "src_block"), b.src[drawn])
+
+    x = np.random.default_rng(3).random(cnn.input_shape, dtype=np.float32)
+    acts = forward(cnn, x)
+    network.apply_activations(name, cnn, acts)
+    want = core_values.bundle_signed(b.bundle_start, core_bundles.bundle_glow(b, acts))[drawn]
+    got = bundles.read_glow(name)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert np.abs(got).max() == pytest.approx(1.0)
+
+    # a bundle runs from the centre of its source block to the centre of its destination block
+    pos = net.positions()
+    centres = bundles.block_centres(pos, b.node_blocks(graph), b.block_count)
+    points = attributes.read_positions(obj.data)
+    sizes = np.diff(np.append(attributes.read_offsets(obj.data), len(points)))
+    first = np.cumsum(sizes) - sizes
+    np.testing.assert_allclose(points[first], centres[b.src[drawn]], atol=1e-5)
+    np.testing.assert_allclose(points[first + sizes - 1], centres[b.dst[drawn]], atol=1e-5)
+
+    # the strongest connections of the bundled stages are still drawn one by one
+    edges = net.edges.data
+    dst_stage = graph.node_stage[attributes.read(edges, "dst")]
+    assert np.isin(biggest, dst_stage).all()
+
+    network.apply_values(name, np.zeros(graph.node_count, np.float32))  # Clear
+    assert not bundles.read_glow(name).any()
+    network.remove_network(name)
+    assert not util.owned(name)
+
+
+def test_shipped_networks_have_no_bundles():
+    for model_name in ("cnn", "mlp"):
+        model = load_model(os.path.join(MODELS, f"{model_name}.npz"))
+        name = network.build_network(model, model_name)
+        assert Network(name).bundled == []
+        assert util.find("objects", name, bundles.ROLE) is None
+        graph = core_graph.build_graph(model)
+        assert len(Network(name).edges.data.curves) == graph.edge_count
