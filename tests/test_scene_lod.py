@@ -257,3 +257,24 @@ def test_solid_viewports_colour_texels_by_material(tmp_path, cnn, graph):
     for i in (0, k - 1):
         want = materials.linear(materials.sample_colormap(stops, (i + 0.5) / k))
         np.testing.assert_allclose(tuple(slots[1 + i].diffuse_color), want, atol=1e-6)
+
+
+def test_workbench_colours_keep_every_node_index(cnn, graph):
+    """Solid Colors (Workbench renders) realize the instances and join them after the points:
+    point i is still node i for maps and edges."""
+    from nnviz_blender.scene import attributes, solid
+
+    name = network.build_network(cnn, "cnn", edges="topk:2", lod={"conv1": "maps"})
+    values = core_graph.node_values(graph, forward(cnn, digit(cnn)))
+    network.apply_values(name, values)
+    solid.set_solid_colors(name, True)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    nodes = util.find("objects", name, "nodes").evaluated_get(depsgraph).data
+    assert len(nodes.vertices) > graph.node_count  # the realized cubes come after the points
+    assert np.array_equal(attributes.read(nodes, "act")[: graph.node_count], values)
+    conv1 = graph.stage_named("conv1")
+    assert np.array_equal(maps.read_values(name, 1)["act"], values[conv1.start : conv1.stop])
+    pick = core_graph.select_edges(graph, "topk", 2)
+    gain = edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))[pick]
+    expected = graph.weight[pick] * values[graph.src[pick]] * gain
+    np.testing.assert_allclose(network.read_glow(name), expected, rtol=1e-5, atol=1e-6)
