@@ -140,7 +140,7 @@ def build_tree(network: str, slab: bool, signed: bool):
     gin = trees.node(tree, "NodeGroupInput", -900, 0)
     node = trees.named(tree, "node", "INT", -700, -300)
     geometry = gin.outputs["Geometry"]
-    nodes_geometry = trees.object_geometry(tree, gin.outputs["Nodes"], -1700, 500)
+    nodes_geometry = trees.node_points(tree, gin.outputs["Nodes"], -1900, 500)
     means = _block_means(tree, gin, nodes_geometry) if slab else None
     for i, name in enumerate(scene_nodes.VALUE_ATTRS):
         if means is not None:

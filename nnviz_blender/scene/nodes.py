@@ -11,10 +11,11 @@ The modifier's inputs are the user's knobs: Shape (0 cube, 1 sphere, 2 tile), Si
 Rotation and Material. Instance on Points copies the point attributes to the instances, where
 materials read them with an Attribute node of type INSTANCER.
 
-The evaluated nodes object is Join(the points as a loose-vertex mesh, the instances): every
-neuron stays point i of the mesh whatever is instanced, and edges, labels, maps and slabs
-sample the POINT domain (trees.node_value; Sample Index takes the mesh first). Loose vertices
-neither render nor draw outside Edit Mode.
+The evaluated nodes object is Join(the points as a point cloud of radius 0, the instances):
+every neuron stays point i of the point cloud whatever is instanced, and edges, labels, maps
+and slabs sample it (trees.node_points). A zero-radius point cloud neither renders nor draws;
+the mesh's loose vertices would draw in viewports (seen in the real window: a dark dot per
+neuron over the maps).
 """
 
 from __future__ import annotations
@@ -85,9 +86,12 @@ def build_tree(network: str):
     link(tree, inst.outputs["Instances"], shrink.inputs["Instances"])
     link(tree, hidden, shrink.inputs["Selection"])
     shrink.inputs["Scale"].default_value = (0.0, 0.0, 0.0)
+    cloud = n(tree, "GeometryNodeMeshToPoints", 500, 300, mode="VERTICES")
+    link(tree, points, cloud.inputs["Mesh"])
+    cloud.inputs["Radius"].default_value = 0.0
     keep = n(tree, "GeometryNodeJoinGeometry", 700, 100)
     keep.name = keep.label = KEEP_POINTS
-    link(tree, points, keep.inputs[0])  # first: the mesh component holds every neuron
+    link(tree, cloud.outputs["Points"], keep.inputs[0])
     link(tree, shrink.outputs["Instances"], keep.inputs[0])
     gout = n(tree, "NodeGroupOutput", 900, 100)
     link(tree, keep.outputs[0], gout.inputs["Geometry"])
@@ -101,7 +105,10 @@ def instances_link(tree):
     """The link that brings the instances into the final Join (solid.py inserts its branch
     there, so the points stay as they are)."""
     keep = tree.nodes[KEEP_POINTS]
-    return next(lk for lk in keep.inputs[0].links if lk.from_node.bl_idname != "NodeGroupInput")
+    return next(lk for lk in keep.inputs[0].links if lk.from_node.bl_idname != MESH_TO_POINTS)
+
+
+MESH_TO_POINTS = "GeometryNodeMeshToPoints"
 
 
 def build(
