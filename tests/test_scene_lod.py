@@ -284,3 +284,14 @@ def test_workbench_colours_keep_every_node_index(cnn, graph):
     gain = edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))[pick]
     expected = graph.weight[pick] * values[graph.src[pick]] * gain
     np.testing.assert_allclose(network.read_glow(name), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_rebuild_keeps_the_levels_chosen(cnn):
+    lods = ["neurons", "slab"] + ["neurons"] * 6
+    name = network.build_network(cnn, "cnn", edges="none", lod={"conv1": "slab"})
+    assert Network(name).lods == lods
+    name = network.build_network(cnn, "cnn", edges="none", layout="flat")  # e.g. the panel
+    assert Network(name).lods == lods
+    assert util.find("objects", name, maps.role(1)) is not None
+    name = network.build_network(cnn, "cnn", edges="none", lod={})  # automatic again
+    assert Network(name).lods == ["neurons"] * 8
