@@ -10,7 +10,8 @@ Built with `topk:8` edges and the automatic levels of detail (input and conv sta
 Keys: build_ptex_s (build_network), first_update_ptex_s (the first input shown and the
 depsgraph evaluated), tick_ptex_ms (a live tick: canvas read, preprocess, forward, node write,
 depsgraph evaluation, edges' glow read back), tick_forward_ptex_ms (the forward pass alone, same
-run) and tick_over_forward_ptex_ms (their difference: what the scene costs per tick).
+run), tick_over_forward_ptex_ms (their difference: what the scene costs per tick) and
+tick_no_edges_ptex_ms (the same tick with the edges object hidden: nodes, maps, labels).
 """
 
 from __future__ import annotations
@@ -96,6 +97,19 @@ def collect(repeat: int = 20, render: str | None = None) -> dict[str, float]:
         return time.perf_counter() - begin
 
     ticks = [tick(i) for i in range(max(repeat, 5))]
+    edges = network.Network(name).edges
+    edges.hide_viewport = True  # what the rest of the scene costs (the edges are the lead's)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+
+    def bare_tick(i: int) -> float:
+        image.pixels.foreach_set(frames[i % len(frames)])
+        begin = time.perf_counter()
+        live.tick()
+        depsgraph.update()
+        return time.perf_counter() - begin
+
+    bare = [bare_tick(i) for i in range(max(repeat, 5))]
+    edges.hide_viewport = False
     live.stop_all()
     forwards = []
     for _ in range(max(repeat, 5)):
@@ -105,6 +119,7 @@ def collect(repeat: int = 20, render: str | None = None) -> dict[str, float]:
     out["tick_ptex_ms"] = float(np.median(ticks) * 1000)
     out["tick_forward_ptex_ms"] = float(np.median(forwards) * 1000)
     out["tick_over_forward_ptex_ms"] = out["tick_ptex_ms"] - out["tick_forward_ptex_ms"]
+    out["tick_no_edges_ptex_ms"] = float(np.median(bare) * 1000)
     if render:
         from nnviz_blender.scene import studio
 

@@ -18,6 +18,7 @@ from nnviz_blender.core.modelfile import build_model  # noqa: E402
 from nnviz_blender.scene import edges, maps, network, util, visibility  # noqa: E402
 from nnviz_blender.scene.handle import Network, NetworkError  # noqa: E402
 
+STAGES = ("input", "conv1", "pool1", "conv2", "pool2", "dense1", "dense2", "output")
 # input maps, conv1 maps, pool1 slab (a channel each), conv2 maps, dense1 slab (chunks)
 LODS = {"input": "maps", "conv1": "maps", "pool1": "slab", "conv2": "maps", "dense1": "slab"}
 
@@ -48,7 +49,11 @@ def digit(model, seed=0):
 def instance_count(name):
     depsgraph = bpy.context.evaluated_depsgraph_get()
     nodes = util.find("objects", name, "nodes").evaluated_get(depsgraph)
-    return sum(1 for i in depsgraph.object_instances if i.is_instance and i.parent == nodes)
+    return sum(
+        1
+        for i in depsgraph.object_instances
+        if i.is_instance and i.parent == nodes and i.object.type == "MESH"
+    )  # not the point cloud of every node beside them
 
 
 def face_centres(name, k):
@@ -165,26 +170,28 @@ def test_baked_values_reach_the_maps(cnn, graph):
 
 
 @pytest.mark.parametrize("engine", ["CYCLES", "BLENDER_WORKBENCH"])
-def test_loose_vertices_render_nothing(tmp_path, engine):
-    """What the nodes object relies on: its points (a loose-vertex mesh) are never drawn."""
-    from nnviz_blender.scene import attributes as attrs
-
+def test_the_nodes_points_render_nothing(tmp_path, cnn, engine):
+    """Every stage as maps (no instance left): the nodes object, which still holds a point per
+    neuron, adds nothing to a render (its points are a point cloud of radius 0)."""
+    name = network.build_network(cnn, "cnn", edges="none", lod=dict.fromkeys(STAGES, "maps"))
+    network.show_input(name, cnn, digit(cnn))
+    for obj in bpy.data.objects:
+        if obj.get(util.TAG) == name and obj.get(util.ROLE) != "nodes":
+            obj.hide_render = True  # maps and labels
     scene = bpy.context.scene
     cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
     scene.collection.objects.link(cam)
-    cam.location, cam.rotation_euler = (0.0, -5.0, 0.0), (np.pi / 2, 0.0, 0.0)
+    centre = Network(name).positions().mean(axis=0)
+    cam.location = (float(centre[0]), float(centre[1]), 30.0)  # above the planes (3d layout)
+    cam.data.type, cam.data.ortho_scale = "ORTHO", 30.0
     scene.camera = cam
     scene.render.engine = engine
     scene.render.resolution_x, scene.render.resolution_y = 64, 48
     if engine == "CYCLES":
         scene.cycles.samples = 2
-    empty = render_png(tmp_path / "empty.png")
-    mesh = bpy.data.meshes.new("points")
-    mesh.vertices.add(2500)
-    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 50), [0.0], np.linspace(-1, 1, 50)), -1)
-    attrs.write_positions(mesh, grid.reshape(-1, 3))
-    scene.collection.objects.link(bpy.data.objects.new("points", mesh))
-    assert np.array_equal(render_png(tmp_path / "points.png"), empty)
+    with_points = render_png(tmp_path / "points.png")
+    util.find("objects", name, "nodes").hide_render = True
+    assert np.array_equal(render_png(tmp_path / "none.png"), with_points)
 
 
 @pytest.mark.slow
@@ -231,7 +238,7 @@ def test_every_node_shape_instances_every_neuron(cnn, graph, shape):
 def test_a_network_built_before_levels_of_detail_asks_for_a_rebuild(cnn):
     name = network.build_network(cnn, "cnn", edges="none")
     tree = util.find("node_groups", name, "nodes_tree")
-    tree.interface.remove(next(i for i in tree.interface.items_tree if i.name == "Slabs"))
+    tree.nodes.remove(tree.nodes["Keep Points"])  # what such a tree lacks
     with pytest.raises(NetworkError, match="older version: rebuild it"):
         maps.set_lods(name, ["maps"] * 8)
 
@@ -257,3 +264,34 @@ def test_solid_viewports_colour_texels_by_material(tmp_path, cnn, graph):
     for i in (0, k - 1):
         want = materials.linear(materials.sample_colormap(stops, (i + 0.5) / k))
         np.testing.assert_allclose(tuple(slots[1 + i].diffuse_color), want, atol=1e-6)
+
+
+def test_workbench_colours_keep_every_node_index(cnn, graph):
+    """Solid Colors (Workbench renders) realize the instances into a mesh: maps and edges still
+    read node i from the points."""
+    from nnviz_blender.scene import solid
+
+    name = network.build_network(cnn, "cnn", edges="topk:2", lod={"conv1": "maps"})
+    values = core_graph.node_values(graph, forward(cnn, digit(cnn)))
+    network.apply_values(name, values)
+    solid.set_solid_colors(name, True)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    cubes = util.find("objects", name, "nodes").evaluated_get(depsgraph).data
+    assert len(cubes.polygons) > 0  # the instances realized as a mesh, beside the points
+    conv1 = graph.stage_named("conv1")
+    assert np.array_equal(maps.read_values(name, 1)["act"], values[conv1.start : conv1.stop])
+    pick = core_graph.select_edges(graph, "topk", 2)
+    gain = edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))[pick]
+    expected = graph.weight[pick] * values[graph.src[pick]] * gain
+    np.testing.assert_allclose(network.read_glow(name), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_rebuild_keeps_the_levels_chosen(cnn):
+    lods = ["neurons", "slab"] + ["neurons"] * 6
+    name = network.build_network(cnn, "cnn", edges="none", lod={"conv1": "slab"})
+    assert Network(name).lods == lods
+    name = network.build_network(cnn, "cnn", edges="none", layout="flat")  # e.g. the panel
+    assert Network(name).lods == lods
+    assert util.find("objects", name, maps.role(1)) is not None
+    name = network.build_network(cnn, "cnn", edges="none", lod={})  # automatic again
+    assert Network(name).lods == ["neurons"] * 8

@@ -190,6 +190,16 @@ def _place(name: str, positions: np.ndarray) -> np.ndarray:
     return core_layout.beside([b for b in boxes if b is not None], lo)
 
 
+def _kept_lods(name: str, model: Model, graph, lod):
+    """`lod`, or for None the levels of the network `name` replaces if it showed this model."""
+    net = Network(name)
+    if lod is not None or not net.exists or net.model != (model.path or ""):
+        return lod
+    if [s["name"] for s in net.stages] != [s.name for s in graph.stages]:
+        return lod
+    return dict(zip((s.name for s in graph.stages), net.stage_lods(), strict=True))
+
+
 def remove_network(name: str) -> bool:
     """Remove everything the network made; True if there was something to remove."""
     _CACHE.pop(name, None)
@@ -217,8 +227,10 @@ def build_network(
 
     A network with the same name is replaced, in its place; other networks stay, and a new one
     goes to their right (`core.layout.beside`). `lod` overrides the automatic level of detail
-    of some stages ({"conv1": "maps"} or "conv1=maps,pool1=slab", see core.lod). Options are
-    checked before anything is created, so a bad request leaves the file untouched.
+    of some stages ({"conv1": "maps"} or "conv1=maps,pool1=slab", see core.lod); None keeps
+    the levels of the network it replaces when that showed the same model, {} takes the
+    automatic ones. Options are checked before anything is created, so a bad request leaves
+    the file untouched.
     """
     if not isinstance(model, Model):
         raise NetworkError("not a model (load it with core.modelfile.load_model first)")
@@ -241,7 +253,7 @@ def build_network(
     try:
         graph = core_graph.build_graph(model)
         positions = core_layout.layout(graph, layout, spacing)
-        lods = core_lod.choose(graph, core_lod.parse(lod))
+        lods = core_lod.choose(graph, core_lod.parse(_kept_lods(name, model, graph, lod)))
     except ModelError as exc:
         raise NetworkError(str(exc)) from None
     except (ValueError, core_lod.LodError) as exc:

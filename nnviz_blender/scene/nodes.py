@@ -4,19 +4,18 @@ POINT attributes (all written from NumPy through `attributes`):
 - `act` (float): the raw activation, `level` (float 0..1): normalised for colouring,
   `signed` (float -1..1): symmetric normalisation for diverging maps;
 - `stage`, `index` (index inside its stage), `map` (feature map, 0 for dense stages) (int);
-- `lod` (int, index into core.lod.LODS) and `block` (int, core.lod.blocks), written by
+- `lod` (int, index into core.lod.LODS), and for slabs `block` and `block_weight`, written by
   scene.maps: only "neurons" points get an instance; maps and slabs draw the others.
 
 The modifier's inputs are the user's knobs: Shape (0 cube, 1 sphere, 2 tile), Size, Tile
 Rotation and Material. Instance on Points copies the point attributes to the instances, where
 materials read them with an Attribute node of type INSTANCER.
 
-The evaluated nodes object is Join(the points as a loose-vertex mesh, the instances): every
-neuron stays point i of the mesh whatever is instanced, and edges, labels, maps and slabs
-sample the POINT domain (trees.node_value; Sample Index takes the mesh first). Loose vertices
-neither render nor draw outside Edit Mode. With the Slabs input on, the points also carry
-`act_mean`, `level_mean`, `signed_mean`: the mean over each point's `block` (Accumulate Field),
-which slabs show, so an update still writes only one value per node.
+The evaluated nodes object is Join(the points as a point cloud of radius 0, the instances):
+every neuron stays point i of the point cloud whatever is instanced, and edges, labels, maps
+and slabs sample it (trees.node_points). A zero-radius point cloud neither renders nor draws;
+the mesh's loose vertices would draw in viewports (seen in the real window: a dark dot per
+neuron over the maps).
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ def build_tree(network: str):
     trees.add_socket(tree, "Size", "NodeSocketFloat", default=0.09, min_value=0.0)
     trees.add_socket(tree, "Tile Rotation", "NodeSocketVector", default=(0.0, 0.0, 0.0))
     trees.add_socket(tree, "Material", "NodeSocketMaterial")
-    trees.add_socket(tree, "Slabs", "NodeSocketBool", default=False)
     trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
 
     n, link = trees.node, trees.link
@@ -73,7 +71,7 @@ def build_tree(network: str):
     link(tree, switch.outputs[0], material.inputs["Geometry"])
     link(tree, gin.outputs["Material"], material.inputs["Material"])
 
-    points = _with_block_means(tree, gin)
+    points = gin.outputs["Geometry"]
     inst = n(tree, "GeometryNodeInstanceOnPoints", 100, 100)
     link(tree, points, inst.inputs["Points"])
     # only "neurons" points (lod 0, or no `lod` at all) get an instance
@@ -88,9 +86,12 @@ def build_tree(network: str):
     link(tree, inst.outputs["Instances"], shrink.inputs["Instances"])
     link(tree, hidden, shrink.inputs["Selection"])
     shrink.inputs["Scale"].default_value = (0.0, 0.0, 0.0)
+    cloud = n(tree, "GeometryNodeMeshToPoints", 500, 300, mode="VERTICES")
+    link(tree, points, cloud.inputs["Mesh"])
+    cloud.inputs["Radius"].default_value = 0.0
     keep = n(tree, "GeometryNodeJoinGeometry", 700, 100)
     keep.name = keep.label = KEEP_POINTS
-    link(tree, points, keep.inputs[0])  # first: the mesh component holds every neuron
+    link(tree, cloud.outputs["Points"], keep.inputs[0])
     link(tree, shrink.outputs["Instances"], keep.inputs[0])
     gout = n(tree, "NodeGroupOutput", 900, 100)
     link(tree, keep.outputs[0], gout.inputs["Geometry"])
@@ -104,34 +105,10 @@ def instances_link(tree):
     """The link that brings the instances into the final Join (solid.py inserts its branch
     there, so the points stay as they are)."""
     keep = tree.nodes[KEEP_POINTS]
-    return next(lk for lk in keep.inputs[0].links if lk.from_node.name != SLAB_SWITCH)
+    return next(lk for lk in keep.inputs[0].links if lk.from_node.bl_idname != MESH_TO_POINTS)
 
 
-SLAB_SWITCH = "Slab Means"
-
-
-def _with_block_means(tree, gin):
-    """The points, with `<attr>_mean` over each `block` stored when the Slabs input is on."""
-    n, link = trees.node, trees.link
-    points = gin.outputs["Geometry"]
-    block = trees.named(tree, "block", "INT", -1500, -600)
-    one = n(tree, "GeometryNodeAccumulateField", -1300, -500, data_type="FLOAT", domain="POINT")
-    one.inputs["Value"].default_value = 1.0
-    link(tree, block, one.inputs[1])
-    means = points
-    for i, name in enumerate(VALUE_ATTRS):
-        y = -700 - 200 * i
-        total = n(tree, "GeometryNodeAccumulateField", -1300, y, data_type="FLOAT", domain="POINT")
-        link(tree, trees.named(tree, name, "FLOAT", -1500, y), total.inputs["Value"])
-        link(tree, block, total.inputs[1])
-        mean = trees.math(tree, "DIVIDE", total.outputs["Total"], one.outputs["Total"], -1100, y)
-        means = trees.store(tree, means, f"{name}_mean", mean, "FLOAT", "POINT", -900, y)
-    switch = n(tree, "GeometryNodeSwitch", -700, -500, input_type="GEOMETRY")
-    switch.name = switch.label = SLAB_SWITCH
-    link(tree, gin.outputs["Slabs"], switch.inputs["Switch"])
-    link(tree, points, switch.inputs["False"])
-    link(tree, means, switch.inputs["True"])
-    return switch.outputs[0]
+MESH_TO_POINTS = "GeometryNodeMeshToPoints"
 
 
 def build(

@@ -53,7 +53,10 @@ def add_solid_colors(tree, build_branch, at=None) -> None:
         at = out.inputs[0].links[0]
     gin = next(n for n in tree.nodes if n.bl_idname == "NodeGroupInput")
     last, target = at.from_socket, at.to_socket
-    tree.links.remove(at)
+    # a multi-input (a Join) keeps the order of its inputs: the points before the instances
+    order = [lk.from_socket for lk in target.links]
+    for lk in list(target.links):
+        tree.links.remove(lk)
     branch = build_branch(tree, last)
     to = target.node
     switch = trees.node(tree, "GeometryNodeSwitch", to.location.x, to.location.y - 300)
@@ -62,7 +65,8 @@ def add_solid_colors(tree, build_branch, at=None) -> None:
     trees.link(tree, last, switch.inputs["False"])
     trees.link(tree, branch, switch.inputs["True"])
     to.location.x += 2500
-    trees.link(tree, switch.outputs[0], target)
+    for socket in order:
+        trees.link(tree, switch.outputs[0] if socket == last else socket, target)
 
 
 def add_to_nodes(name: str, theme: materials.Theme, colormap: str | None) -> None:
