@@ -281,7 +281,7 @@ def test_workbench_colours_keep_every_node_index(cnn, graph):
     conv1 = graph.stage_named("conv1")
     assert np.array_equal(maps.read_values(name, 1)["act"], values[conv1.start : conv1.stop])
     pick = core_graph.select_edges(graph, "topk", 2)
-    gain = edges.stage_gain(graph.weight, graph.node_stage[graph.dst], len(graph.stages))[pick]
+    gain = edges.stage_gains(graph)[graph.node_stage[graph.dst]][pick]
     expected = graph.weight[pick] * values[graph.src[pick]] * gain
     np.testing.assert_allclose(network.read_glow(name), expected, rtol=1e-5, atol=1e-6)
 

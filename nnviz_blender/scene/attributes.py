@@ -133,6 +133,13 @@ def read_positions(data) -> np.ndarray:
     return read(data, "position")
 
 
+def read_curve_sizes(curves) -> np.ndarray:
+    """Points per curve of a curves data-block, int32 (n,)."""
+    offsets = np.empty(len(curves.curves) + 1, np.int32)
+    curves.curve_offset_data.foreach_get("value", offsets)
+    return np.diff(offsets)
+
+
 def write_positions(data, positions) -> None:
     """Set every point's position from an (n, 3) array."""
     write(data, "position", positions, "FLOAT_VECTOR", "POINT")
