@@ -26,6 +26,9 @@ depsgraphs: edges_points_built (the data), render_points (what a render evaluate
 depsgraph), viewport_points_idle / viewport_points_painting (the viewport depsgraph, not painting /
 painting), points_ratio_render_painting (render / painting), and painting_update_ms /
 idle_update_ms (node write + viewport depsgraph evaluation, painting / not).
+ResNet-18 at 64x64 and 224x224 in Blender (scripts/bench_big.py, each in a fresh process): build,
+first update, tick, 1080p render and peak memory (build_r18_64_s, tick_r18_64_ms,
+render_r18_64_s, peak_rss_r18_64_gb, build_r18_224_s, peak_rss_r18_224_gb, ...).
 The classic PyTorch MNIST example with levels of detail (scripts/bench_lod.py): build_ptex_s,
 first_update_ptex_s, tick_ptex_ms, tick_forward_ptex_ms, tick_over_forward_ptex_ms.
 """
@@ -370,6 +373,11 @@ def main(argv=None) -> int:
         import bench_lod
 
         results.update(bench_lod.collect(20))
+    if not args.core_only and not args.skip_big and has_bpy():
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        import bench_big
+
+        results.update(bench_big.collect(render=not args.skip_render))
     if args.json:
         print(json.dumps({k: round(v, 4) for k, v in results.items()}))
     else:

@@ -3,15 +3,16 @@
     python scripts/bench_lod.py [--json] [--repeat N] [--render OUT.png]
 
 The model: conv 32 and conv 64 at 3x3 (relu), 2x2 max pool, dense 9216-128 (relu), 128-10 on a
-1x28x28 input - 68k neurons, 12M connections - written with torch to out/big/ptex.onnx, random
-weights (scripts/big_models.py's `ptex` once it has landed; until then this minimal copy).
-Built with `topk:8` edges and the automatic levels of detail (input and conv stages as maps).
+1x28x28 input - 68k neurons, 12M connections - written with torch by scripts/big_models.py,
+random weights. Built as a user gets it: automatic levels of detail (input and conv stages as
+maps) and edges (core.edgeplan: the biggest stages bundled, 100k connections drawn one by one).
 
 Keys: build_ptex_s (build_network), first_update_ptex_s (the first input shown and the
 depsgraph evaluated), tick_ptex_ms (a live tick: canvas read, preprocess, forward, node write,
 depsgraph evaluation, edges' glow read back), tick_forward_ptex_ms (the forward pass alone, same
 run), tick_over_forward_ptex_ms (their difference: what the scene costs per tick) and
-tick_no_edges_ptex_ms (the same tick with the edges object hidden: nodes, maps, labels).
+tick_no_edges_ptex_ms (the same tick with the edges object hidden: nodes, maps, bundles,
+labels).
 """
 
 from __future__ import annotations
@@ -29,32 +30,11 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 
-def ptex_onnx(path: str) -> str:
-    """Write the classic PyTorch MNIST example (random weights, seeded) as ONNX to `path`."""
-    try:
-        import big_models  # the core branch's writer, when it has landed
+def ptex_onnx() -> str:
+    """The classic PyTorch MNIST example (random weights, seeded) as ONNX (scripts/big_models)."""
+    import big_models
 
-        return big_models.write("ptex", os.path.dirname(path))
-    except (ImportError, AttributeError):
-        pass
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(1, 32, 3),
-        nn.ReLU(),
-        nn.Conv2d(32, 64, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(9216, 128),
-        nn.ReLU(),
-        nn.Linear(128, 10),
-        nn.Softmax(dim=1),
-    ).eval()
-    torch.onnx.export(net, torch.zeros(1, 1, 28, 28), path, dynamo=False)
-    return path
+    return big_models.ensure("ptex")
 
 
 def collect(repeat: int = 20, render: str | None = None) -> dict[str, float]:
@@ -68,15 +48,11 @@ def collect(repeat: int = 20, render: str | None = None) -> dict[str, float]:
     from nnviz_blender.inputs import sample_digit
     from nnviz_blender.scene import network
 
-    path = os.path.join(ROOT, "out", "big", "ptex.onnx")  # kept: live drawing reloads it
-    if not os.path.isfile(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        path = ptex_onnx(path)
-    model = load_model(path)
+    model = load_model(ptex_onnx())  # kept in out/big: live drawing reloads it
     bpy.ops.wm.read_homefile(use_empty=True)
     out: dict[str, float] = {}
     start = time.perf_counter()
-    name = network.build_network(model, "ptex", edges="topk:8")
+    name = network.build_network(model, "ptex")
     out["build_ptex_s"] = time.perf_counter() - start
 
     x = prepare(model, sample_digit(7))
@@ -98,7 +74,7 @@ def collect(repeat: int = 20, render: str | None = None) -> dict[str, float]:
 
     ticks = [tick(i) for i in range(max(repeat, 5))]
     edges = network.Network(name).edges
-    edges.hide_viewport = True  # what the rest of the scene costs (the edges are the lead's)
+    edges.hide_viewport = True  # what the rest of the scene costs
     depsgraph = bpy.context.evaluated_depsgraph_get()
 
     def bare_tick(i: int) -> float:

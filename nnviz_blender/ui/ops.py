@@ -20,7 +20,7 @@ from ..animation import bake
 from ..core import lod as core_lod
 from ..core.errors import NNVizError
 from ..core.forward import forward
-from ..core.graph import incoming, node_values, trace
+from ..core.graph import edges_at, incoming, node_values, trace
 from ..core.inspect import describe, nearest_node
 from ..core.modelfile import load_model
 from ..inputs import read_image, sample_digit
@@ -29,6 +29,7 @@ from ..scene import network as scene_network
 from ..scene.handle import Network, NetworkError
 from . import canvas_area, state
 
+TRACE_NODES = 1000  # nodes a trace follows per layer, at most (a big network's cone fans out)
 NOTHING_DRAWN = "Nothing is drawn: paint a digit on the canvas (or load a sample) first"
 
 
@@ -295,7 +296,7 @@ class NNVIZ_OT_trace(_Base):
         model, graph, acts = _activations(name)
         node = _chosen_node(graph, s)
         values = node_values(graph, acts)
-        nodes, edges = trace(graph, values, node, s.trace_k)
+        nodes, edges = trace(graph, values, node, s.trace_k, max_per_stage=TRACE_NODES)
         _highlight(name, graph, edges, values)
         return f"Traced {len(edges)} connections through {len(nodes)} nodes"
 
@@ -373,15 +374,12 @@ def _chosen_node(graph, s) -> int:
 
 
 def _highlight(name: str, graph, edges: np.ndarray, values: np.ndarray) -> None:
-    contribution = graph.weight[edges] * values[graph.src[edges]]
-    top = float(np.abs(contribution).max()) if len(edges) else 1.0
-    highlight.show(
-        name,
-        graph.src[edges],
-        graph.dst[edges],
-        contribution / (top or 1.0),
-        radius=0.004,
-    )
+    """Draw `edges` (indices) at full detail, glowing with their contributions; a large
+    network's are computed here (edges_at), never stored."""
+    e = edges_at(graph, edges)
+    contribution = e.weight * values[e.src]
+    top = float(np.abs(contribution).max()) if len(e) else 1.0
+    highlight.show(name, e.src, e.dst, contribution / (top or 1.0), radius=0.004)
 
 
 def _enter_paint_mode(context, name: str) -> None:
