@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nnviz_blender.core.forward import forward
-from nnviz_blender.core.graph import build_graph, node_bias, node_values
+from nnviz_blender.core.graph import MAX_EDGES, build_graph, node_bias, node_values
 from nnviz_blender.core.modelfile import ELEMENTWISE, SOFTMAXES
 
 RTOL = 1e-5
@@ -49,7 +49,7 @@ def assert_matches_onnxruntime(model, path, x: np.ndarray) -> None:
 
 def assert_edges_reproduce_forward(model, x: np.ndarray) -> None:
     """For every node: sum of incoming weight * source value + bias == its pre-activation."""
-    graph = build_graph(model)
+    graph = build_graph(model, materialise=MAX_EDGES)  # every connection, stored
     acts = forward(model, x)
     values = node_values(graph, acts).astype(np.float64)
     for stage in graph.stages[1:]:
