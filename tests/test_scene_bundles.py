@@ -17,7 +17,7 @@ from nnviz_blender.core import graph as core_graph  # noqa: E402
 from nnviz_blender.core import values as core_values  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import build_model, load_model  # noqa: E402
-from nnviz_blender.scene import attributes, bundles, network, util  # noqa: E402
+from nnviz_blender.scene import attributes, bundles, network, util, visibility  # noqa: E402
 from nnviz_blender.scene.handle import Network  # noqa: E402
 
 
@@ -78,6 +78,16 @@ def test_bundled_stages_glow_with_their_members_sums(cnn, small_budgets):
     dst_stage = graph.node_stage[attributes.read(edges, "dst")]
     for i in biggest:
         assert (dst_stage == i).sum() == 2 * graph.stages[i].size
+
+    # hiding a layer deletes the bundles into and out of it
+    visibility.set_hidden_stages(name, [biggest[0]])
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    block_stage = np.repeat(np.arange(len(graph.stages)), np.diff(b.block_start))
+    touches = (block_stage[b.src[drawn]] == biggest[0]) | (block_stage[b.dst[drawn]] == biggest[0])
+    assert len(ev.curves) == (~touches).sum() < drawn.sum()
+    visibility.set_hidden_stages(name, [])
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    assert len(ev.curves) == drawn.sum()
 
     network.apply_values(name, np.zeros(graph.node_count, np.float32))  # Clear
     assert not bundles.read_glow(name).any()

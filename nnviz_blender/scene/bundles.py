@@ -8,7 +8,8 @@ core.bundles through core.values); the edge material reads it as it reads a sing
 Nothing else changes per update, so the cost follows the number of bundles, never the number of
 connections.
 
-CURVE attributes: `glow` (float, written per update), `src_block`, `dst_block` (int).
+CURVE attributes: `glow` (float, written per update), `src_block`, `dst_block`, `src_stage`,
+`dst_stage` (int) and `hidden` (bool, scene.visibility: a Geometry Nodes modifier deletes those).
 """
 
 from __future__ import annotations
@@ -16,9 +17,25 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import attributes, edges, util
+from . import attributes, edges, trees, util
 
 ROLE = "bundles"
+MODIFIER = "NNViz Bundles"
+
+
+def build_tree(network: str):
+    """Delete the bundles into or out of hidden layers (the CURVE attribute `hidden`)."""
+    tree = trees.new_tree(f"{network} bundles", network, "bundles_tree")
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
+    gin = trees.node(tree, "NodeGroupInput", -400, 0)
+    hidden = trees.named(tree, "hidden", "BOOLEAN", -400, -150)
+    delete = trees.node(tree, "GeometryNodeDeleteGeometry", -150, 0, domain="CURVE")
+    trees.link(tree, gin.outputs["Geometry"], delete.inputs["Geometry"])
+    trees.link(tree, hidden, delete.inputs["Selection"])
+    gout = trees.node(tree, "NodeGroupOutput", 100, 0)
+    trees.link(tree, delete.outputs["Geometry"], gout.inputs["Geometry"])
+    return tree
 
 
 def block_centres(positions: np.ndarray, node_block: np.ndarray, n_blocks: int) -> np.ndarray:
@@ -37,6 +54,8 @@ def build(
     end: np.ndarray,
     src_block: np.ndarray,
     dst_block: np.ndarray,
+    src_stage: np.ndarray,
+    dst_stage: np.ndarray,
     *,
     radius: np.ndarray | float,
     material=None,
@@ -54,6 +73,8 @@ def build(
         attributes.write(curves, "glow", np.zeros(m, np.float32), "FLOAT", "CURVE")
         attributes.write(curves, "src_block", src_block, "INT", "CURVE")
         attributes.write(curves, "dst_block", dst_block, "INT", "CURVE")
+        attributes.write(curves, "src_stage", src_stage, "INT", "CURVE")
+        attributes.write(curves, "dst_stage", dst_stage, "INT", "CURVE")
         per_curve = np.broadcast_to(np.asarray(radius, np.float32), (m,))
         attributes.write(curves, "radius", np.repeat(per_curve, segments + 1), "FLOAT", "POINT")
     if material is not None:
@@ -61,8 +82,19 @@ def build(
     curves.update_tag()
     obj = util.tag(bpy.data.objects.new(f"{network} bundles", curves), network, ROLE)
     collection.objects.link(obj)
+    obj.modifiers.new(MODIFIER, "NODES").node_group = build_tree(network)
     obj.hide_select = True
     return obj.name
+
+
+def set_hidden(network: str, hide: np.ndarray) -> None:
+    """Delete the bundles into or out of the stages where `hide` (bool per stage) is set."""
+    obj = util.find("objects", network, ROLE)
+    if obj is None or not len(obj.data.curves):
+        return
+    data = obj.data
+    cut = hide[attributes.read(data, "src_stage")] | hide[attributes.read(data, "dst_stage")]
+    attributes.write(data, "hidden", cut, "BOOLEAN", "CURVE")
 
 
 def write_glow(network: str, glow: np.ndarray | None) -> None:

@@ -120,6 +120,7 @@ def _build_bundles(name, model, graph, positions, stages, collection, radius, ma
     pick = _drawn_bundles(b, stages)
     centres = scene_bundles.block_centres(positions, b.node_blocks(graph), b.block_count)
     src, dst, members = b.src[pick], b.dst[pick], b.members[pick]
+    block_stage = np.repeat(np.arange(len(graph.stages)), np.diff(b.block_start))
     share = np.sqrt(members / max(int(members.max()), 1)) if members.size else members
     scene_bundles.build(
         name,
@@ -128,6 +129,8 @@ def _build_bundles(name, model, graph, positions, stages, collection, radius, ma
         centres[dst],
         src,
         dst,
+        block_stage[src],
+        block_stage[dst],
         radius=(radius * (1.0 + 2.0 * share)).astype(np.float32),
         material=material,
     )

@@ -1,9 +1,9 @@
-"""Per-layer visibility, as the original's CNN pages had: hide a stage's nodes, its edges in and
-out, its name label and its maps or slab (scene.maps). Written once per toggle (never per
-update): a POINT attribute `hidden` on the nodes (Geometry Nodes shrinks those instances to
-nothing), a CURVE attribute `hidden` on the edges (Geometry Nodes deletes them), and the
-visibility of the label and maps objects. The choice is kept on the collection, so it survives
-saving and reloading.
+"""Per-layer visibility, as the original's CNN pages had: hide a stage's nodes, its edges and
+bundles in and out, its name label and its maps or slab (scene.maps). Written once per toggle
+(never per update): a POINT attribute `hidden` on the nodes (Geometry Nodes shrinks those
+instances to nothing), a CURVE attribute `hidden` on the edges and bundles (Geometry Nodes
+deletes them), and the visibility of the label and maps objects. The choice is kept on the
+collection, so it survives saving and reloading.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import attributes, maps, trees, util
+from . import bundles as scene_bundles
 from . import edges as scene_edges
 from .handle import Network, NetworkError
 
@@ -46,6 +47,7 @@ def set_hidden_stages(network: str, stages) -> list[int]:
         if mod is not None:
             trees.set_modifier_input(mod, "Hide Layers", bool(chosen))
 
+    scene_bundles.set_hidden(network, hide)
     for k in range(n_stages):
         for role in (f"stage {k}", maps.role(k)):  # its name label, its maps or slab
             obj = util.find("objects", network, role)
