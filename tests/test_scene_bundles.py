@@ -103,3 +103,43 @@ def test_shipped_networks_have_no_bundles():
         assert util.find("objects", name, bundles.ROLE) is None
         graph = core_graph.build_graph(model)
         assert len(Network(name).edges.data.curves) == graph.edge_count
+
+
+def test_baked_bundles_follow_the_frames_and_the_wave(cnn, small_budgets):
+    from nnviz_blender.animation import bake
+    from nnviz_blender.animation import schedule as sched
+
+    graph = core_graph.build_graph(cnn)
+    name = network.build_network(cnn, "net")
+    rng = np.random.default_rng(5)
+    xs = [rng.random(cnn.input_shape, dtype=np.float32) for _ in range(2)]
+    kv = np.stack([core_graph.node_values(graph, forward(cnn, x)) for x in xs])
+    glow = network.key_bundle_glow(name, cnn, xs)
+    for k, x in enumerate(xs):  # what the live view shows for that input
+        network.apply_activations(name, cnn, forward(cnn, x))
+        np.testing.assert_array_equal(glow[k], bundles.read_glow(name))
+    s = sched.sequence(2, fps=12, hold=0.5, transition=1.0)
+    bake.bake(name, graph, kv, s, wave=0.7, bundle_glow=glow)
+    network.apply_values(name, np.zeros(graph.node_count, np.float32))  # baked glow wins
+    obj = util.find("objects", name, bundles.ROLE)
+
+    def evaluated():
+        data = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+        return attributes.read(data, "glow")
+
+    for k in range(2):
+        bpy.context.scene.frame_set(int(s.hold_frames(k)[0]))
+        np.testing.assert_allclose(evaluated(), glow[k], rtol=1e-6, atol=1e-7)
+    # mid-transition the wave has reached the early stages before the late ones
+    start, end = s.hold_frames(0)[-1], s.hold_frames(1)[0]
+    bpy.context.scene.frame_set(int((start + end) // 2))
+    mid = evaluated()
+    stage = attributes.read(obj.data, "dst_stage")
+    share = np.abs(mid - glow[0]) / np.maximum(np.abs(glow[1] - glow[0]), 1e-6)
+    early, late = stage.min(), stage.max()
+    changed = np.abs(glow[1] - glow[0]) > 1e-3
+    assert share[(stage == early) & changed].mean() > share[(stage == late) & changed].mean()
+
+    bake.remove(name)  # the live value comes back
+    assert not any(a.name.startswith("nnviz_glow_") for a in obj.data.attributes)
+    np.testing.assert_array_equal(evaluated(), bundles.read_glow(name))

@@ -29,6 +29,7 @@ from ..core import values as vals
 from ..core.errors import NNVizError
 from ..core.graph import Graph
 from ..scene import attributes, compat, trees, util
+from ..scene import bundles as scene_bundles
 from ..scene.handle import Network
 from . import keys
 from . import schedule as sched
@@ -36,6 +37,8 @@ from . import schedule as sched
 MODIFIER = "NNViz Bake"
 NODES_MODIFIER = "NNViz Nodes"
 ACT_NAME = "nnviz_act_{}"
+POSITION_ATTR = scene_bundles.POSITION_ATTR  # stored on the evaluated nodes for the bundles
+EASE_ATTR = scene_bundles.EASE_ATTR
 VALUE_ATTRS = ("act", "level", "signed")
 
 
@@ -58,14 +61,7 @@ class BakeInfo:
 
 def _key_name(tree, key, x: float, y: float):
     """'nnviz_act_<key>' for a (single value) key index socket."""
-    text = trees.node(tree, "FunctionNodeValueToString", x, y)
-    trees.link(tree, key, text.inputs["Value"])
-    text.inputs["Decimals"].default_value = 0
-    name = trees.node(tree, "FunctionNodeReplaceString", x + 180, y)
-    name.inputs["String"].default_value = ACT_NAME.format("#")
-    name.inputs["Find"].default_value = "#"
-    trees.link(tree, text.outputs[0], name.inputs["Replace"])
-    return name.outputs[0]
+    return trees.key_name(tree, ACT_NAME, key, x, y)
 
 
 def build_tree(network: str):
@@ -154,7 +150,10 @@ def build_tree(network: str):
         geometry = trees.store(
             tree, geometry, name, mix.outputs[0], "FLOAT", "POINT", 550 + 200 * i, 200
         )
-    gout = n(tree, "NodeGroupOutput", 1200, 200)
+    # what the bundles follow (scene.bundles): the position and each point's stage mix factor
+    geometry = trees.store(tree, geometry, POSITION_ATTR, p, "FLOAT", "POINT", 1150, 200)
+    geometry = trees.store(tree, geometry, EASE_ATTR, ease, "FLOAT", "POINT", 1300, 200)
+    gout = n(tree, "NodeGroupOutput", 1500, 200)
     link(tree, geometry, gout.inputs["Geometry"])
     return tree
 
@@ -216,8 +215,10 @@ def bake(
     wave: float = 0.0,
     scene=None,
     set_frame_range: bool = True,
+    bundle_glow: np.ndarray | None = None,
 ) -> BakeInfo:
-    """Bake key states (node values (K, N), graph order) with `schedule` into the network.
+    """Bake key states (node values (K, N), graph order) with `schedule` into the network, and
+    the shown glow of its bundles (K, bundles), if it has any (scene.network.key_bundle_glow).
 
     Replaces an earlier bake of the same network. The scene's frame range becomes the
     schedule's unless `set_frame_range` is False.
@@ -266,6 +267,8 @@ def bake(
         obj, _position_path(mod), schedule.frames, schedule.positions, set_value=set_position
     )
     _adopt_action(obj, network)
+    if bundle_glow is not None:
+        scene_bundles.bake(network, np.asarray(bundle_glow, np.float32), graph)
     net.bake = {
         "keys": int(schedule.n_keys),
         "frame_start": int(schedule.frame_start),
@@ -368,6 +371,7 @@ def remove(network: str) -> bool:
             getattr(bpy.data, kind).remove(block)
             found = True
             block = util.find(kind, network, role)
+    scene_bundles.bake(network, None)
     net = Network(network)
     if net.exists:
         net.bake = None

@@ -22,6 +22,7 @@ from ..core.errors import NNVizError
 from ..core.graph import build_graph
 from ..core.preprocess import prepare
 from ..scene import attributes
+from ..scene import network as scene_network
 from ..scene.handle import Network
 from . import bake as anim_bake
 from . import schedule as sched
@@ -220,7 +221,11 @@ def bake_recording(
     schedule, kept = sched.timed(times, fps=fps, end_hold=end_hold, speed=speed)
     model = live.network_model(network)
     graph = build_graph(model)
-    values = vals.key_values(model, graph, [inputs[i] for i in kept])
-    info = anim_bake.bake(network, graph, values, schedule, wave=wave, scene=scene)
+    xs = [inputs[i] for i in kept]
+    values = vals.key_values(model, graph, xs)
+    glow = scene_network.key_bundle_glow(network, model, xs)
+    info = anim_bake.bake(
+        network, graph, values, schedule, wave=wave, scene=scene, bundle_glow=glow
+    )
     anim_bake.set_enabled(network, True)
     return info

@@ -177,7 +177,9 @@ def run(args: argparse.Namespace) -> int:
         f"{len(edges_obj.data.curves) if edges_obj else 0:,} edges ({time.perf_counter() - t:.1f}s)"
     )
 
-    info = bake.bake(name, graph, values, sched, wave=0.7 if args.wave else 0.0, scene=scene)
+    glow = network.key_bundle_glow(name, model, xs)
+    wave = 0.7 if args.wave else 0.0
+    info = bake.bake(name, graph, values, sched, wave=wave, scene=scene, bundle_glow=glow)
     say(f"baked {info.keys} key states ({info.table_bytes / 1e6:.1f} MB) in {info.seconds:.2f}s")
     setup_studio(name, args, args.view, layered=not args.passes)
     camera.animate(

@@ -10,6 +10,11 @@ connections.
 
 CURVE attributes: `glow` (float, written per update), `src_block`, `dst_block`, `src_stage`,
 `dst_stage` (int) and `hidden` (bool, scene.visibility: a Geometry Nodes modifier deletes those).
+
+A bake (animation.bake) adds `nnviz_glow_<k>` per key state and `dst_node` (a node of the
+bundle's destination stage); the modifier then mixes the two key states of the frame by that
+node's stage factor, both read from the evaluated nodes object (POSITION_ATTR, EASE_ATTR), so
+bundles follow the baked animation and its wave with no Python, as nodes and edges do.
 """
 
 from __future__ import annotations
@@ -17,24 +22,54 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import attributes, edges, trees, util
+from . import attributes, compat, edges, trees, util
 
 ROLE = "bundles"
 MODIFIER = "NNViz Bundles"
+GLOW_NAME = "nnviz_glow_{}"
+POSITION_ATTR = "nnviz_position"  # written by the bake on the nodes' points (animation.bake)
+EASE_ATTR = "nnviz_ease"
 
 
 def build_tree(network: str):
-    """Delete the bundles into or out of hidden layers (the CURVE attribute `hidden`)."""
+    """Baked: glow = mix(key a, key b, the stage's factor); then delete the bundles into or out
+    of hidden layers (the CURVE attribute `hidden`)."""
     tree = trees.new_tree(f"{network} bundles", network, "bundles_tree")
     trees.add_socket(tree, "Geometry", "NodeSocketGeometry")
+    trees.add_socket(tree, "Nodes", "NodeSocketObject")
+    trees.add_socket(tree, "Baked", "NodeSocketBool", default=False)
+    trees.add_socket(tree, "Keys", "NodeSocketInt", default=1, min_value=1)
     trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
-    gin = trees.node(tree, "NodeGroupInput", -400, 0)
-    hidden = trees.named(tree, "hidden", "BOOLEAN", -400, -150)
-    delete = trees.node(tree, "GeometryNodeDeleteGeometry", -150, 0, domain="CURVE")
-    trees.link(tree, gin.outputs["Geometry"], delete.inputs["Geometry"])
-    trees.link(tree, hidden, delete.inputs["Selection"])
-    gout = trees.node(tree, "NodeGroupOutput", 100, 0)
-    trees.link(tree, delete.outputs["Geometry"], gout.inputs["Geometry"])
+    n, link = trees.node, trees.link
+    gin = n(tree, "NodeGroupInput", -1400, 0)
+    points = trees.node_points(tree, gin.outputs["Nodes"], -1400, 400)
+    stat = n(tree, "GeometryNodeAttributeStatistic", -1000, 400)
+    link(tree, points, stat.inputs["Geometry"])
+    link(tree, trees.named(tree, POSITION_ATTR, "FLOAT", -1200, 250), stat.inputs["Attribute"])
+    p = stat.outputs["Max"]  # the same on every point
+    last = trees.math(tree, "SUBTRACT", gin.outputs["Keys"], 1, -1000, 100)
+    a = trees.math(tree, "FLOOR", p, None, -800, 300)
+    b = trees.math(tree, "MINIMUM", trees.math(tree, "ADD", a, 1, -800, 150), last, -650, 150)
+    ga = trees.named(tree, trees.key_name(tree, GLOW_NAME, a, -600, 400), "FLOAT", -200, 400)
+    gb = trees.named(tree, trees.key_name(tree, GLOW_NAME, b, -450, 200), "FLOAT", -200, 200)
+    dst_node = trees.named(tree, "dst_node", "INT", -600, -100)
+    ease_field = trees.named(tree, EASE_ATTR, "FLOAT", -600, -250)
+    ease = trees.sample(tree, points, ease_field, dst_node, "FLOAT", -350, -150)
+    mix = n(tree, "ShaderNodeMix", 0, 200, data_type="FLOAT", clamp_factor=False)
+    link(tree, ease, compat.factor(mix.inputs))
+    link(tree, ga, mix.inputs[2])
+    link(tree, gb, mix.inputs[3])
+    baked = trees.store(tree, gin.outputs["Geometry"], "glow", mix.outputs[0], "FLOAT", "CURVE")
+    pick = n(tree, "GeometryNodeSwitch", 250, 0, input_type="GEOMETRY")
+    link(tree, gin.outputs["Baked"], pick.inputs["Switch"])
+    link(tree, gin.outputs["Geometry"], pick.inputs["False"])
+    link(tree, baked, pick.inputs["True"])
+    hidden = trees.named(tree, "hidden", "BOOLEAN", 250, -150)
+    delete = n(tree, "GeometryNodeDeleteGeometry", 450, 0, domain="CURVE")
+    link(tree, pick.outputs[0], delete.inputs["Geometry"])
+    link(tree, hidden, delete.inputs["Selection"])
+    gout = n(tree, "NodeGroupOutput", 650, 0)
+    link(tree, delete.outputs["Geometry"], gout.inputs["Geometry"])
     return tree
 
 
@@ -58,6 +93,7 @@ def build(
     dst_stage: np.ndarray,
     *,
     radius: np.ndarray | float,
+    nodes_object=None,
     material=None,
     max_segment: float | None = 1.0,
 ) -> str:
@@ -82,9 +118,35 @@ def build(
     curves.update_tag()
     obj = util.tag(bpy.data.objects.new(f"{network} bundles", curves), network, ROLE)
     collection.objects.link(obj)
-    obj.modifiers.new(MODIFIER, "NODES").node_group = build_tree(network)
+    mod = obj.modifiers.new(MODIFIER, "NODES")
+    mod.node_group = build_tree(network)
+    trees.set_modifier_input(mod, "Nodes", nodes_object)
     obj.hide_select = True
     return obj.name
+
+
+def bake(network: str, glow: np.ndarray | None, graph=None) -> None:
+    """Store the shown glow of every bundle for each key state (glow (K, bundles)) and switch
+    the modifier to follow the bake; None removes a bake."""
+    obj = util.find("objects", network, ROLE)
+    if obj is None:
+        return
+    data = obj.data
+    for name in [a.name for a in data.attributes if a.name.startswith(GLOW_NAME.format(""))]:
+        data.attributes.remove(data.attributes[name])
+    mod = obj.modifiers.get(MODIFIER)
+    if glow is not None and graph is not None and len(data.curves):
+        starts = np.array([s.start for s in graph.stages], np.int32)
+        attributes.write(
+            data, "dst_node", starts[attributes.read(data, "dst_stage")], "INT", "CURVE"
+        )
+        for k, row in enumerate(glow):
+            attributes.write(data, GLOW_NAME.format(k), row, "FLOAT", "CURVE")
+        if mod is not None:
+            trees.set_modifier_input(mod, "Keys", int(len(glow)))
+    if mod is not None:
+        trees.set_modifier_input(mod, "Baked", glow is not None)
+    data.update_tag()
 
 
 def set_hidden(network: str, hide: np.ndarray) -> None:

@@ -23,7 +23,7 @@ from ..core import lod as core_lod
 from ..core import values as core_values
 from ..core.forward import forward
 from ..core.modelfile import Model, ModelError
-from ..core.preprocess import input_stats
+from ..core.preprocess import input_stats, is_blank
 from . import bundles as scene_bundles
 from . import edges as scene_edges
 from . import labels as scene_labels
@@ -132,6 +132,7 @@ def _build_bundles(name, model, graph, positions, stages, collection, radius, ma
         block_stage[src],
         block_stage[dst],
         radius=(radius * (1.0 + 2.0 * share)).astype(np.float32),
+        nodes_object=Network(name).nodes,
         material=material,
     )
     _CACHE.pop(name, None)
@@ -400,6 +401,21 @@ def apply_activations(name: str, model: Model, acts: list[np.ndarray]) -> None:
     glow of its bundles."""
     values = core_graph.node_values(_cache(name).graph, acts)
     apply_values(name, values, _bundle_glow(name, model, acts))
+
+
+def key_bundle_glow(name: str, model: Model, inputs) -> np.ndarray | None:
+    """The shown glow of the network's bundles (K, bundles) for K network inputs, as live
+    drawing would show each (blank inputs: 0), or None for a network without bundles: what a
+    bake stores (animation.bake)."""
+    obj = util.find("objects", name, scene_bundles.ROLE)
+    if obj is None:
+        return None
+    rows = []
+    for x in inputs:
+        x = np.asarray(x, np.float32)
+        glow = None if is_blank(x) else _bundle_glow(name, model, forward(model, x))
+        rows.append(np.zeros(len(obj.data.curves), np.float32) if glow is None else glow)
+    return np.stack(rows)
 
 
 def show_input(name: str, model: Model, x: np.ndarray) -> list[np.ndarray]:

@@ -150,3 +150,16 @@ def node_value(tree, nodes_object, attribute: str, index, x: float = 0.0, y: flo
     geometry = node_points(tree, nodes_object, x, y + 200)
     field = named(tree, attribute, "FLOAT", x, y)
     return sample(tree, geometry, field, index, "FLOAT", x + 200, y + 100, domain="POINT")
+
+
+def key_name(tree, pattern: str, key, x: float = 0.0, y: float = 0.0):
+    """The attribute name `pattern` ("nnviz_act_{}") of a (single value) key index socket, for
+    a Named Attribute: how baked key states are picked inside a tree."""
+    text = node(tree, "FunctionNodeValueToString", x, y)
+    link(tree, key, text.inputs["Value"])
+    text.inputs["Decimals"].default_value = 0
+    name = node(tree, "FunctionNodeReplaceString", x + 180, y)
+    name.inputs["String"].default_value = pattern.format("#")
+    name.inputs["Find"].default_value = "#"
+    link(tree, text.outputs[0], name.inputs["Replace"])
+    return name.outputs[0]

@@ -24,7 +24,7 @@ from ..animation import camera as anim_camera
 from ..animation import output, record, sequence
 from ..animation import schedule as anim_schedule
 from ..core.values import key_values
-from ..scene import legend, studio, util
+from ..scene import legend, network, studio, util
 from ..scene.handle import Network
 from . import ops, state
 from .ops import _Base, target_network
@@ -181,7 +181,9 @@ def bake_inputs(name: str, spec: str, s: NNVizAnimSettings, scene) -> anim_bake.
     )
     graph = state.graph(name, model)
     values = key_values(model, graph, xs)
-    info = anim_bake.bake(name, graph, values, sched, wave=0.7 if s.wave else 0.0, scene=scene)
+    glow = network.key_bundle_glow(name, model, xs)
+    wave = 0.7 if s.wave else 0.0
+    info = anim_bake.bake(name, graph, values, sched, wave=wave, scene=scene, bundle_glow=glow)
     anim_bake.set_enabled(name, True)
     return info
 
