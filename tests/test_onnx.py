@@ -217,7 +217,11 @@ def test_what_the_import_makes_of_a_resnet(tmp_path):
     assert all(len(s.sources) == 2 for s in adds)
     block2 = adds[1]
     skip = graph.stages[block2.sources[1]]
-    assert skip.op == "conv2d" and skip.shape == (train_mnist.ResNet().fc.in_features, 7, 7)  # downsampling skip
+    assert skip.op == "conv2d" and skip.shape == (
+        train_mnist.ResNet().fc.in_features,
+        7,
+        7,
+    )  # downsampling skip
     assert model.layers[skip.layer].params["kernel_size"] == [1, 1]
     gap = next(s for s in graph.stages if s.op == "global_avgpool")
     assert np.allclose(graph.weight[gap.edge_slice], 1 / 49)
