@@ -81,8 +81,8 @@ def test_skips_arch_beside_the_layers_and_the_camera_frames_them(tmp_path):
     name = network.build_network(model, "res", edges="all")
     nodes = network.Network(name).positions()
     points = attributes.read_positions(util.find("objects", name, "edges").data)
-    # the identity skip's edges swing out beside the convs they skip; the others stay between
-    # the nodes
+    # the identity skip's edges swing out beside the convs they skip (in 3d on the left, the
+    # side the three-quarter views look from); the others stay between the nodes
     assert points[:, 0].min() < nodes[:, 0].min() - 0.2
     assert points[:, 0].max() <= nodes[:, 0].max() + 1e-5
     assert studio.scene_points(name)[:, 0].min() <= points[:, 0].min() + 1e-5

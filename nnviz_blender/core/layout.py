@@ -372,9 +372,11 @@ def _box(positions: np.ndarray, stages: list[Stage]) -> tuple[np.ndarray, np.nda
     return block.min(axis=0), block.max(axis=0)
 
 
-def _routes(graph: Graph, positions: np.ndarray) -> list[_Route]:
+def _routes(graph: Graph, positions: np.ndarray, style: str) -> list[_Route]:
     """One route for every (source, stage) pair more than one level apart; the bundle passes on
-    the side nearer the straight path (the left on a tie), ARC_GAP clear of the skipped stages."""
+    the side nearer the straight path, ARC_GAP clear of the skipped stages. On a tie: in 3d the
+    left, nearer the three-quarter views (which look from the front left); flat the right, away
+    from the stage names."""
     level = _levels(graph)
     routes = []
     for d, stage in enumerate(graph.stages):
@@ -391,7 +393,11 @@ def _routes(graph: Graph, positions: np.ndarray) -> list[_Route]:
             half = ARC_SQUEEZE * (src_hi[0] - src_lo[0]) / 2
             mid = (centre[0] + (dst_lo[0] + dst_hi[0]) / 2) / 2
             right, left = hi[0] + ARC_GAP + half, lo[0] - ARC_GAP - half
-            x = right if abs(right - mid) < abs(left - mid) else left
+            to_right, to_left = abs(right - mid), abs(left - mid)
+            if math.isclose(to_right, to_left, abs_tol=1e-6):
+                x = right if style == "flat" else left
+            else:
+                x = right if to_right < to_left else left
             y = (src_lo[1] + src_hi[1] + dst_lo[1] + dst_hi[1]) / 4
             routes.append(_Route(k, d, np.array([x, y]), centre, (float(lo[2]), float(hi[2]))))
     return routes
@@ -419,7 +425,7 @@ def arcs(
     axes = (0,) if style == "flat" else (0, 1)
     picked, sides, reaches = [], [], []
     src_stage, dst_stage = graph.node_stage[src], graph.node_stage[dst]
-    for r in _routes(graph, positions):
+    for r in _routes(graph, positions, style):
         sel = np.flatnonzero((src_stage == r.src) & (dst_stage == r.dst))
         p0 = np.asarray(positions[src[sel]], np.float64)
         p1 = np.asarray(positions[dst[sel]], np.float64)
@@ -455,7 +461,7 @@ def arc_bounds(graph: Graph, positions: np.ndarray, style: str = "3d") -> np.nda
     """Corners of the boxes the arcs' bundles pass through (float32 (8 x routes, 3)), for
     framing a camera; empty for a chain."""
     corners = []
-    for r in _routes(graph, positions):
+    for r in _routes(graph, positions, style):
         lo, hi = _box(positions, [graph.stages[r.src]])
         for x in (lo[0], hi[0]):
             for y in (lo[1], hi[1]):
