@@ -12,9 +12,12 @@ def models_dir() -> str:
     return staged if os.path.isdir(staged) else os.path.join(os.path.dirname(PACKAGE_DIR), "models")
 
 
+SHIPPED = ("mlp", "cnn", "resnet")  # the shipped networks, by the names --model takes
+
+
 def shipped_model(name: str) -> str:
-    """`mlp` / `cnn` -> the shipped file; anything else is taken as a path."""
-    if name in ("mlp", "cnn"):
+    """`mlp` / `cnn` / `resnet` -> the shipped file; anything else is taken as a path."""
+    if name in SHIPPED:
         return os.path.join(models_dir(), f"{name}.npz")
     return name
 

@@ -40,7 +40,7 @@ from types import ModuleType
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(ROOT, "blender_manifest.toml")
-SHIPPED = ("mlp.npz", "cnn.npz", "samples.npz", "README.md")
+SHIPPED = ("mlp.npz", "cnn.npz", "resnet.npz", "samples.npz", "README.md")
 WHEEL_CACHE = os.path.join(ROOT, "wheels")
 
 # onnx and everything it imports at `import onnx` (checked in a clean venv with --no-deps).

@@ -23,8 +23,9 @@ def mnist_test():
 def shipped():
     """The shipped models by name."""
     from nnviz_blender.core.modelfile import load_model
+    from nnviz_blender.paths import SHIPPED
 
-    return {name: load_model(os.path.join(MODELS, f"{name}.npz")) for name in ("mlp", "cnn")}
+    return {name: load_model(os.path.join(MODELS, f"{name}.npz")) for name in SHIPPED}
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,7 @@ def test_build_counts_and_settings():
     assert len(edges.curves) == int(np.minimum(fan_in, 4).sum())
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("model", ["mlp", "cnn", "resnet"])
 def test_live_digits_are_recognised(model):
     """Real MNIST test digits, scaled up on the canvas as a user would draw them."""
     name = build(model, "none")

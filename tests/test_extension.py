@@ -58,7 +58,8 @@ def test_one_zip_per_platform_with_its_own_wheels(zips):
     for platform, path in zips.items():
         names, manifest = zip_manifest(path)
         assert "__init__.py" in names and "core/forward.py" in names
-        assert {"models/mlp.npz", "models/cnn.npz", "models/samples.npz"} <= set(names)
+        shipped = {"models/mlp.npz", "models/cnn.npz", "models/resnet.npz", "models/samples.npz"}
+        assert shipped <= set(names)
         assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
         # the tool keeps this platform's wheels and records them in [build.generated]
         generated = manifest["build"]["generated"]

@@ -190,6 +190,17 @@ def test_shipped_models_match_torch(shipped, mnist_test, name):
     assert_matches_torch(model, x)
 
 
+def test_the_shipped_resnet_scores_what_its_card_says(shipped, mnist_test):
+    """The graph model: its NumPy forward pass reads the 10,000 test digits as the accuracy in
+    its metadata (and the model card) says, at least 99.3 %."""
+    model = shipped["resnet"]
+    assert sum(len(layer.inputs) == 2 for layer in model.layers) == 2  # two residual adds
+    x = mnist_test[0].astype(np.float32)[:, None] / 255.0
+    accuracy = float((predict(model, x).argmax(axis=1) == mnist_test[1]).mean())
+    assert accuracy == pytest.approx(model.metadata["test_accuracy"], abs=1e-4)
+    assert accuracy >= 0.993
+
+
 def test_single_input_has_no_batch_axis():
     model = build_model(CNN_SPEC, random_arrays(CNN_SPEC))
     x = np.random.default_rng(1).random((32, 32), dtype=np.float32)

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from nnviz_blender.core.graph import build_graph
-from nnviz_blender.core.layout import layout, output_label_positions, stage_anchor
+from nnviz_blender.core.layout import (
+    ARC_GAP,
+    arc_bounds,
+    arc_points,
+    arcs,
+    layout,
+    output_label_positions,
+    stage_anchor,
+)
 from nnviz_blender.core.modelfile import build_model
 
 
@@ -293,23 +301,30 @@ def named(name, layer, *inputs):
     return {**layer, "name": name, **({"inputs": list(inputs)} if inputs else {})}
 
 
-RESIDUAL = (
-    [1, 12, 12],
-    [
-        named("stem", conv(1, 4, 3, padding=1)),
-        named("stem_act", {"type": "relu"}),
-        named("a", conv(4, 4, 3, padding=1)),
-        named("a_act", {"type": "relu"}),
-        named("b", conv(4, 4, 3, padding=1)),
-        named("add1", {"type": "add"}, "b", "stem_act"),  # identity skip over a and b
-        named("down", conv(4, 8, 3, padding=1, stride=2), "add1"),
-        named("skip", conv(4, 8, 1, stride=2), "add1"),  # downsampling skip, a branch of its own
-        named("add2", {"type": "add"}, "down", "skip"),
-        named("gap", {"type": "global_avgpool"}),
-        named("flat", FLAT),
-        named("fc", dense(8, 3)),
-    ],
-)
+def residual(c1: int = 4, c2: int = 8, size: int = 12):
+    """A residual network: an identity skip over two convs, then a downsampling block whose
+    1x1-conv skip is a branch of its own."""
+    return (
+        [1, size, size],
+        [
+            named("stem", conv(1, c1, 3, padding=1)),
+            named("stem_act", {"type": "relu"}),
+            named("a", conv(c1, c1, 3, padding=1)),
+            named("a_act", {"type": "relu"}),
+            named("b", conv(c1, c1, 3, padding=1)),
+            named("add1", {"type": "add"}, "b", "stem_act"),  # identity skip over a and b
+            named("down", conv(c1, c2, 3, padding=1, stride=2), "add1"),
+            named("down2", conv(c2, c2, 3, padding=1)),
+            named("skip", conv(c1, c2, 1, stride=2), "add1"),  # downsampling skip
+            named("add2", {"type": "add"}, "down2", "skip"),
+            named("gap", {"type": "global_avgpool"}),
+            named("flat", FLAT),
+            named("fc", dense(c2, 3)),
+        ],
+    )
+
+
+RESIDUAL = residual()
 
 
 def model_of_v2(input_shape, layers):
@@ -334,7 +349,7 @@ def x_range(graph, positions, name):
 
 
 @pytest.mark.parametrize("style", ["3d", "flat"])
-def test_branches_side_by_side_and_skips_pass_beside(style):
+def test_branches_side_by_side_main_path_centred(style):
     g = build_graph(model_of_v2(*RESIDUAL))
     names = [s.name for s in g.stages]
     assert names == [
@@ -345,30 +360,98 @@ def test_branches_side_by_side_and_skips_pass_beside(style):
         "add1",
         "conv4",
         "conv5",
+        "conv6",
         "add2",
         "pool1",
         "output",
     ]
     p = layout(g, style)
     assert np.unique(np.round(p, 3), axis=0).shape[0] == g.node_count
-    for trunk in ("input", "conv1", "add1", "add2", "pool1", "output"):
-        lo, hi = x_range(g, p, trunk)
-        assert abs(lo + hi) < 1e-5, trunk  # centred
-    # the identity skip conv1 -> add1 runs straight up the centre; conv2 and conv3 stand beside it
-    skip_lo, skip_hi = x_range(g, p, "conv1")
-    for skipped in ("conv2", "conv3"):
-        lo, hi = x_range(g, p, skipped)
-        assert lo > skip_hi or hi < skip_lo, skipped
-    # the downsampling branch and the main branch share a level, side by side
-    mid = [stage_block(g, p, n)[:, 2].mean() for n in ("conv4", "conv5")]
+    # the trunk and the main path (the branch of most levels) stand centred, one above another
+    for centred in ("input", "conv1", "conv2", "conv3", "add1", "conv4", "conv5", "add2"):
+        lo, hi = x_range(g, p, centred)
+        assert abs(lo + hi) < 1e-5, centred
+    # the downsampling skip (conv6, a 1x1 conv) shares conv4's level, beside it
+    mid = [stage_block(g, p, n)[:, 2].mean() for n in ("conv4", "conv6")]
     assert mid[0] == pytest.approx(mid[1])
-    a, b = x_range(g, p, "conv4"), x_range(g, p, "conv5")
+    a, b = x_range(g, p, "conv4"), x_range(g, p, "conv6")
     assert a[1] < b[0] or b[1] < a[0]
     # levels go up: every stage lies above every stage it reads
     for stage in g.stages[1:]:
         for k in stage.sources:
             src = g.stages[k]
             assert p[stage.start : stage.stop, 2].min() > p[src.start : src.stop, 2].max()
+
+
+def stage_pairs(graph, src, dst):
+    return {
+        (graph.stages[a].name, graph.stages[b].name)
+        for a, b in zip(graph.node_stage[src], graph.node_stage[dst], strict=True)
+    }
+
+
+@pytest.mark.parametrize("style", ["3d", "flat"])
+def test_skip_edges_arch_around_the_stages_they_skip(style):
+    g = build_graph(model_of_v2(*residual(6, 10)))
+    p = layout(g, style)
+    arc = arcs(g, p, g.src, g.dst, style)
+    # exactly the connections that skip levels arch: the identity into add1, the 1x1 conv's
+    # output into add2
+    assert stage_pairs(g, g.src[arc.edges], g.dst[arc.edges]) == {
+        ("conv1", "add1"),
+        ("conv6", "add2"),
+    }
+    assert len(arc.edges) == g.stage_named("add1").size + g.stage_named("add2").size
+    skipped = {"add1": ("conv2", "conv3"), "add2": ("conv5",)}
+    passing = []
+    for e, side, reach in zip(arc.edges, arc.side, arc.reach, strict=True):
+        p0, p1 = p[g.src[e]], p[g.dst[e]]
+
+        def path(t, p0=p0, p1=p1, side=side, reach=reach):
+            n = len(t)
+            return arc_points(
+                np.repeat([p0], n, 0),
+                np.repeat([p1], n, 0),
+                t,
+                np.repeat([side], n, 0),
+                np.full(n, reach),
+                arc.axes,
+            )
+
+        np.testing.assert_allclose(path(np.array([0.0, 1.0])), [p0, p1], atol=1e-5)  # its nodes
+        for name in skipped[g.stage_of(int(g.dst[e])).name]:
+            block = stage_block(g, p, name)
+            lo, hi = block.min(axis=0), block.max(axis=0)
+            # every point of the path at the skipped stage's heights is beside it, with room
+            t = np.linspace(*((np.array([lo[2], hi[2]]) - p0[2]) / (p1[2] - p0[2])), 21)
+            x = path(t)[:, 0]
+            assert np.all((x < lo[0] - ARC_GAP / 2) | (x > hi[0] + ARC_GAP / 2)), name
+            passing.append(x)
+    # the bounds a camera frames hold every arc's path at the skipped heights
+    bounds, passing = arc_bounds(g, p, style), np.concatenate(passing)
+    assert bounds[:, 0].min() - 1e-5 <= passing.min() and passing.max() <= bounds[:, 0].max() + 1e-5
+
+
+def test_chains_have_no_arcs(cnn, mlp):
+    for g in (cnn, mlp):
+        for style in ("3d", "flat"):
+            p = layout(g, style)
+            assert len(arcs(g, p, g.src, g.dst, style).edges) == 0
+            assert len(arc_bounds(g, p, style)) == 0
+
+
+def test_graph_model_maps_fold_into_a_compact_block():
+    # 16 maps of 28x28 and 32 of 7x7 (the shipped ResNet's shapes): in 3d each stage is a block
+    # about twice as wide as deep (a chain lays 16 maps in one row, 16 times as wide as deep)
+    g = build_graph(model_of_v2(*residual(16, 32, 28)))
+    p = layout(g, "3d")
+    for name in ("conv1", "add1", "conv4", "add2"):
+        size = np.ptp(stage_block(g, p, name), axis=0)
+        assert 1.0 <= size[0] / size[1] <= 4.5, (name, size)
+    # flat: rows of at most 16 maps, filled evenly (32 maps: two rows of 16)
+    flat = layout(g, "flat")
+    rows = np.unique(np.round(map_centres(g, flat, "conv4")[:, 2], 3))
+    assert len(rows) == 2
 
 
 def test_beside_moves_right_of_every_box():

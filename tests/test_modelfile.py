@@ -258,6 +258,9 @@ def test_graph_errors_name_the_layer(tmp_path, change, fragment):
 
 
 def test_version_1_files_load_unchanged(shipped):
-    for model in shipped.values():
+    for model in (shipped["mlp"], shipped["cnn"]):  # the shipped chains are version-1 files
         assert model.is_sequential and model.spec["version"] == 1
         assert model.output_kind == "probabilities"
+    resnet = shipped["resnet"]  # the shipped graph model is a version-2 file, ending in logits
+    assert not resnet.is_sequential and resnet.spec["version"] == 2
+    assert resnet.output_kind == "logits"

@@ -72,3 +72,17 @@ def test_broken_onnx_builds_nothing_and_says_why(tmp_path, capsys):
     assert "error:" in err and "broken.onnx" in err and "\n" not in err.strip()
     assert counts() == before
     assert not out.exists()
+
+
+def test_skips_arch_beside_the_layers_and_the_camera_frames_them(tmp_path):
+    from nnviz_blender.scene import attributes, studio
+
+    model = load_model(residual_onnx(tmp_path / "res.onnx"))
+    name = network.build_network(model, "res", edges="all")
+    nodes = network.Network(name).positions()
+    points = attributes.read_positions(util.find("objects", name, "edges").data)
+    # the identity skip's edges swing out beside the convs they skip (in 3d on the left, the
+    # side the three-quarter views look from); the others stay between the nodes
+    assert points[:, 0].min() < nodes[:, 0].min() - 0.2
+    assert points[:, 0].max() <= nodes[:, 0].max() + 1e-5
+    assert studio.scene_points(name)[:, 0].min() <= points[:, 0].min() + 1e-5

@@ -80,9 +80,14 @@ def test_png_drives_an_rgb_onnx_model(tmp_path):
     from nnviz_blender.ui.panel import NNVIZ_PT_live, NNVIZ_PT_network
 
     assert ("operator", "nnviz.choose_model") in draw_panel(NNVIZ_PT_network, bpy.context)
+    # the panel's picker (filtered to .onnx/.npz) is the File row's only browse button
+    assert s.bl_rna.properties["model_path"].subtype == "NONE"
     log = draw_panel(NNVIZ_PT_live, bpy.context)
     assert ("operator", "nnviz.load_image") in log
     assert ("label", "any brush colour; F sets radius") in log
+    labels = [text for kind, text in log if kind == "label"]
+    hint = " ".join(labels[labels.index("Nothing drawn: no prediction") + 1 :])
+    assert "Load Image" in hint and "digit" not in hint  # an image model wants an image
 
     rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3)) / 255.0
     rgb[:4, :4] = (1.0, 0.0, 0.0)  # a red corner

@@ -87,7 +87,7 @@ def place_randomly(images, rng, canvas_size=280):
     return canvases
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "resnet"])
 def test_position_and_scale_do_not_matter(shipped, mnist_test, name):
     """Digits drawn small in a corner or large off-centre classify like the originals."""
     model = shipped[name]

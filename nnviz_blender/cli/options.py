@@ -18,7 +18,7 @@ from ..core.preprocess import prepare
 from ..core.values import DEFAULT_FADE
 from ..inputs import load_inputs, load_raw
 
-MODEL_HELP = "mlp, cnn or a path to a model file (.npz or .onnx)"
+MODEL_HELP = "mlp, cnn, resnet or a path to a model file (.npz or .onnx)"
 RAW_HELP = (
     "a .npy of exact network inputs, one (C, H, W) or a stack (N, C, H, W) of the model's "
     "input shape; no preprocessing"

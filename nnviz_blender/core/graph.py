@@ -466,12 +466,15 @@ def stage_table(graph: Graph) -> list[dict]:
     """The stages as plain data (JSON-ready): what a built network keeps to find its node values
     again."""
     keys = ("name", "kind", "act_index", "shape", "start", "size")
-    return [{k: getattr(s, k) for k in keys} | {"shape": list(s.shape)} for s in graph.stages]
+    return [
+        {k: getattr(s, k) for k in keys} | {"shape": list(s.shape), "sources": list(s.sources)}
+        for s in graph.stages
+    ]
 
 
 def graph_from_table(table: list[dict]) -> Graph:
     """A Graph with the stages and node arrays of `stage_table` and no edges (enough for node
-    values and their display values)."""
+    values and their display values, and for where arcs go)."""
     stages = tuple(
         Stage(
             name=s["name"],
@@ -480,6 +483,7 @@ def graph_from_table(table: list[dict]) -> Graph:
             shape=tuple(int(v) for v in s["shape"]),
             start=int(s["start"]),
             size=int(s["size"]),
+            sources=tuple(int(k) for k in s.get("sources", ())),  # absent before graph models
         )
         for s in table
     )

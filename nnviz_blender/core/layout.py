@@ -22,14 +22,18 @@ preset for the two shipped architectures. `spacing` scales only the gaps between
 Graph models: stages are stacked by depth along the graph (the longest path from the input), so
 one plane (3d) or row (flat) may hold several stages. Stages every path passes through (the
 *trunk*: input, stem, each add or concat, the head) sit centred on x = 0; between two trunk stages
-each branch is a column of its own, side by side, and a skip that jumps straight from one trunk
-stage to the next keeps the centre column empty, so its connections pass beside the layers they
-skip instead of through them. A chain is all trunk, so sequential networks look as before.
+the longest branch stands in the centre column above the trunk and the other branches beside it,
+side by side. A stage's maps fold into a compact block of a few rows (a network of many stages
+would otherwise be a long thin strip). Connections that skip levels (a residual's identity, a
+downsampling branch's output) arch around the stages they skip (`arcs`): each swings out beside
+them, the bundle narrowed, and back in. A chain is all trunk, has no arcs and keeps its rows of
+maps, so sequential networks look as before.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -108,22 +112,44 @@ def _maps_uv(shape: tuple[int, ...], per_row: int, cell: tuple[float, float]) ->
     return pixel + centre
 
 
-def _stage_uvs(graph: Graph) -> list[np.ndarray]:
+def _compact_per_row(channels: int) -> int:
+    """Maps per row in a graph model: about twice as many maps across as down, rows filled evenly
+    (12 maps: 6 x 2, 16: 8 x 2, 24: 8 x 3, 32: 11, 11, 10)."""
+    rows = math.ceil(channels / math.ceil(math.sqrt(4 * channels)))
+    return math.ceil(channels / rows)
+
+
+def _even_per_row(channels: int) -> int:
+    """Maps per row in a flat graph model: rows of at most MAPS_PER_ROW, filled evenly."""
+    return math.ceil(channels / math.ceil(channels / MAPS_PER_ROW))
+
+
+def is_chain(graph: Graph) -> bool:
+    """True when every stage reads exactly the one before it (a sequential network)."""
+    return all(s.sources == (i - 1,) for i, s in enumerate(graph.stages) if i)
+
+
+def _stage_uvs(graph: Graph, style: str = "3d") -> list[np.ndarray]:
     """In-plane coordinates of every stage, centred on its own origin.
 
     A map stage with as many channels as the map stage it reads reuses that stage's map cells,
-    so pooled maps sit exactly above the maps they pool.
+    so pooled maps sit exactly above the maps they pool. Graph models: in 3d the maps of a stage
+    fold into a compact block (`_compact_per_row`); flat, each stage keeps rows of maps of its
+    own size (stacked rows of wide cells would make a tall narrow figure).
     """
     uvs: list[np.ndarray] = []
     cells: list[tuple[int, int, tuple[float, float]] | None] = []
+    chain = is_chain(graph)
+    per_row_of = _maps_per_row if chain else _compact_per_row if style == "3d" else _even_per_row
+    inherit = chain or style == "3d"
     for stage in graph.stages:
         if _is_vector(stage):
             uvs.append(_vector_uv(stage.size))
             cells.append(None)
             continue
         c, h, w = stage.shape
-        per_row, cell = _maps_per_row(c), (w * PITCH + MAP_GAP, h * PITCH + MAP_GAP)
-        below = cells[stage.sources[0]] if stage.sources else None
+        per_row, cell = per_row_of(c), (w * PITCH + MAP_GAP, h * PITCH + MAP_GAP)
+        below = cells[stage.sources[0]] if stage.sources and inherit else None
         if below is not None and below[0] == c:
             per_row, cell = below[1], (max(cell[0], below[2][0]), max(cell[1], below[2][1]))
         uvs.append(_maps_uv(stage.shape, per_row, cell))
@@ -134,6 +160,7 @@ def _stage_uvs(graph: Graph) -> list[np.ndarray]:
 # --- levels and columns (graph models) -------------------------------------------------------
 
 BRANCH_GAP = 1.0  # empty space between side-by-side stages of one level
+GRAPH_RISE = 0.45  # graph models in 3d: plane gap per unit of plane depth
 
 
 def _levels(graph: Graph) -> list[int]:
@@ -216,19 +243,17 @@ def _x_offsets(graph: Graph, uvs: list[np.ndarray], level: list[int]) -> list[fl
         region = list(range(t0 + 1, t1))
         if not region:
             continue
-        columns = _branches(graph, region)
+        # the branch of most levels (the main path) in the centre, the others beside it,
+        # alternately right and left
+        columns = sorted(_branches(graph, region), key=lambda c: -len({level[i] for i in c}))
         widths = [_column_width(c, level, uvs) for c in columns]
-        placed: dict[int, float] = {}
-        if t0 in graph.stages[t1].sources:  # a straight skip keeps the centre column free
-            skip = max(_width(uvs[t0]), _width(uvs[t1]))
-            right, left = skip / 2 + BRANCH_GAP, -skip / 2 - BRANCH_GAP
-            for j, w in enumerate(widths):  # branches alternate right and left of it
-                if j % 2 == 0:
-                    placed[j], right = right + w / 2, right + w + BRANCH_GAP
-                else:
-                    placed[j], left = left - w / 2, left - w - BRANCH_GAP
-        else:
-            placed = dict(enumerate(_row(widths, 0.0)))
+        placed = {0: 0.0}
+        right, left = widths[0] / 2 + BRANCH_GAP, -widths[0] / 2 - BRANCH_GAP
+        for j, w in enumerate(widths[1:], 1):
+            if j % 2:
+                placed[j], right = right + w / 2, right + w + BRANCH_GAP
+            else:
+                placed[j], left = left - w / 2, left - w - BRANCH_GAP
         for j, members in enumerate(columns):
             for i, x in _column_offsets(members, level, uvs, placed[j]).items():
                 offsets[i] = x
@@ -242,10 +267,11 @@ def _extent(uv: np.ndarray) -> tuple[float, float]:
     return float(uv[:, 1].min()), float(uv[:, 1].max())
 
 
-def _heights_3d(uvs: list[np.ndarray], spacing: float) -> np.ndarray:
-    """Plane heights: gaps of at least GAP_3D, more for deep planes; centred on z = 0."""
+def _heights_3d(uvs: list[np.ndarray], spacing: float, rise: float = 0.3) -> np.ndarray:
+    """Plane heights: gaps of at least GAP_3D, more for deep planes (`rise` x the deeper one's
+    depth); centred on z = 0."""
     depth = [hi - lo for lo, hi in map(_extent, uvs)]
-    gaps = [max(GAP_3D, 0.3 * max(a, b)) * spacing for a, b in zip(depth, depth[1:], strict=False)]
+    gaps = [max(GAP_3D, rise * max(a, b)) * spacing for a, b in zip(depth, depth[1:], strict=False)]
     z = np.concatenate([[0.0], np.cumsum(gaps)])
     return z - (z[0] + z[-1]) / 2
 
@@ -301,11 +327,9 @@ def layout(graph: Graph, style: str = "3d", spacing: float = 1.0) -> np.ndarray:
     if not (math.isfinite(spacing) and spacing > 0):
         raise ValueError(f"spacing must be a positive number, not {spacing!r}")
     level = _levels(graph)
+    own = _stage_uvs(graph, style)
     uvs = [
-        uv + np.array([x, 0.0])
-        for uv, x in zip(
-            _stage_uvs(graph), _x_offsets(graph, _stage_uvs(graph), level), strict=True
-        )
+        uv + np.array([x, 0.0]) for uv, x in zip(own, _x_offsets(graph, own, level), strict=True)
     ]
     per_level = [
         np.concatenate([uv for uv, lv in zip(uvs, level, strict=True) if lv == n])
@@ -313,7 +337,8 @@ def layout(graph: Graph, style: str = "3d", spacing: float = 1.0) -> np.ndarray:
     ]
     out = np.zeros((graph.node_count, 3), dtype=np.float64)
     if style == "3d":
-        heights = _heights_3d(per_level, spacing)
+        # graph models: planes far enough apart that the view from above sees into each
+        heights = _heights_3d(per_level, spacing, 0.3 if is_chain(graph) else GRAPH_RISE)
         for stage, uv, lv in zip(graph.stages, uvs, level, strict=True):
             out[stage.start : stage.stop] = np.column_stack([uv, np.full(stage.size, heights[lv])])
     else:
@@ -322,6 +347,129 @@ def layout(graph: Graph, style: str = "3d", spacing: float = 1.0) -> np.ndarray:
             block = out[stage.start : stage.stop]
             block[:, 0], block[:, 2] = uv[:, 0], uv[:, 1] + centres[lv]
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+# --- skip connections: arcs around the stages they skip --------------------------------------
+
+ARC_GAP = 0.5  # room between an arc's bundle and the stages it passes
+ARC_SQUEEZE = 0.25  # an arc's bundle narrows to this fraction of its source stage's size
+ARC_MIN_REACH = 0.05  # an arc swings out over at least this fraction of its length
+
+
+@dataclass(frozen=True)
+class _Route:
+    """How the connections from one stage to a stage levels above it pass the levels between."""
+
+    src: int  # stage indices
+    dst: int
+    side: np.ndarray  # (x, y) the bundle's centre runs at while it passes the skipped stages
+    centre: np.ndarray  # (x, y) of the source stage's centre: an edge keeps its offset from it
+    z: tuple[float, float]  # the height span of the skipped stages
+
+
+def _box(positions: np.ndarray, stages: list[Stage]) -> tuple[np.ndarray, np.ndarray]:
+    block = np.concatenate([positions[s.start : s.stop] for s in stages]).astype(np.float64)
+    return block.min(axis=0), block.max(axis=0)
+
+
+def _routes(graph: Graph, positions: np.ndarray, style: str) -> list[_Route]:
+    """One route for every (source, stage) pair more than one level apart; the bundle passes on
+    the side nearer the straight path, ARC_GAP clear of the skipped stages. On a tie: in 3d the
+    left, nearer the three-quarter views (which look from the front left); flat the right, away
+    from the stage names."""
+    level = _levels(graph)
+    routes = []
+    for d, stage in enumerate(graph.stages):
+        for k in stage.sources:
+            if level[d] - level[k] < 2:
+                continue
+            between = [
+                s for s, lv in zip(graph.stages, level, strict=True) if level[k] < lv < level[d]
+            ]
+            lo, hi = _box(positions, between)
+            src_lo, src_hi = _box(positions, [graph.stages[k]])
+            dst_lo, dst_hi = _box(positions, [stage])
+            centre = (src_lo + src_hi)[:2] / 2
+            half = ARC_SQUEEZE * (src_hi[0] - src_lo[0]) / 2
+            mid = (centre[0] + (dst_lo[0] + dst_hi[0]) / 2) / 2
+            right, left = hi[0] + ARC_GAP + half, lo[0] - ARC_GAP - half
+            to_right, to_left = abs(right - mid), abs(left - mid)
+            if math.isclose(to_right, to_left, abs_tol=1e-6):
+                x = right if style == "flat" else left
+            else:
+                x = right if to_right < to_left else left
+            y = (src_lo[1] + src_hi[1] + dst_lo[1] + dst_hi[1]) / 4
+            routes.append(_Route(k, d, np.array([x, y]), centre, (float(lo[2]), float(hi[2]))))
+    return routes
+
+
+@dataclass(frozen=True)
+class Arcs:
+    """The connections that skip levels and how each arches around the stages it skips.
+
+    `edges` indexes the edges given to `arcs`. Edge i runs from p0 to p1; at a fraction t of the
+    way its coordinates `axes` are pulled towards `side[i]` by min(1, sin(pi t) / sin(pi
+    reach[i])): fully while it passes the skipped stages, smoothly out and back in (arc_points).
+    """
+
+    edges: np.ndarray  # int64 (k,)
+    side: np.ndarray  # float64 (k, len(axes))
+    reach: np.ndarray  # float64 (k,), in [ARC_MIN_REACH, 0.5]
+    axes: tuple[int, ...]  # (0,) flat: only x; (0, 1) in 3d: x and y
+
+
+def arcs(
+    graph: Graph, positions: np.ndarray, src: np.ndarray, dst: np.ndarray, style: str = "3d"
+) -> Arcs:
+    """Which of the edges (src, dst) arch, and how (see Arcs). None do in a chain."""
+    axes = (0,) if style == "flat" else (0, 1)
+    picked, sides, reaches = [], [], []
+    src_stage, dst_stage = graph.node_stage[src], graph.node_stage[dst]
+    for r in _routes(graph, positions, style):
+        sel = np.flatnonzero((src_stage == r.src) & (dst_stage == r.dst))
+        p0 = np.asarray(positions[src[sel]], np.float64)
+        p1 = np.asarray(positions[dst[sel]], np.float64)
+        rise = np.maximum(p1[:, 2] - p0[:, 2], 1e-9)
+        first, last = (r.z[0] - p0[:, 2]) / rise, (r.z[1] - p0[:, 2]) / rise
+        reaches.append(np.clip(np.minimum(first, 1.0 - last), ARC_MIN_REACH, 0.5))
+        sides.append((r.side + ARC_SQUEEZE * (p0[:, :2] - r.centre))[:, axes])
+        picked.append(sel)
+    if not picked:
+        return Arcs(np.zeros(0, np.int64), np.zeros((0, len(axes))), np.zeros(0), axes)
+    return Arcs(
+        np.concatenate(picked).astype(np.int64),
+        np.concatenate(sides),
+        np.concatenate(reaches),
+        axes,
+    )
+
+
+def arc_points(
+    p0: np.ndarray, p1: np.ndarray, t: np.ndarray, side: np.ndarray, reach: np.ndarray, axes
+) -> np.ndarray:
+    """Points at fractions t along arching edges (one row per point: its edge's p0, p1, side,
+    reach), float64 (n, 3)."""
+    t = np.asarray(t, np.float64)
+    p = np.asarray(p0, np.float64) * (1.0 - t[:, None]) + np.asarray(p1, np.float64) * t[:, None]
+    pull = np.clip(np.sin(np.pi * t) / np.sin(np.pi * np.asarray(reach)), 0.0, 1.0)
+    cols = list(axes)
+    p[:, cols] += pull[:, None] * (side - p[:, cols])
+    return p
+
+
+def arc_bounds(graph: Graph, positions: np.ndarray, style: str = "3d") -> np.ndarray:
+    """Corners of the boxes the arcs' bundles pass through (float32 (8 x routes, 3)), for
+    framing a camera; empty for a chain."""
+    corners = []
+    for r in _routes(graph, positions, style):
+        lo, hi = _box(positions, [graph.stages[r.src]])
+        for x in (lo[0], hi[0]):
+            for y in (lo[1], hi[1]):
+                at = r.side + ARC_SQUEEZE * (np.array([x, y]) - r.centre)
+                if style == "flat":
+                    at[1] = y
+                corners += [[at[0], at[1], r.z[0]], [at[0], at[1], r.z[1]]]
+    return np.array(corners, np.float32).reshape(-1, 3)
 
 
 def stage_anchor(

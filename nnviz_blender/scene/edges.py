@@ -18,6 +18,7 @@ import bpy
 import numpy as np
 
 from ..core import graph as core_graph
+from ..core import layout
 from . import attributes, trees, util
 
 MODIFIER = "NNViz Edges"
@@ -156,8 +157,12 @@ def build(
     material=None,
     max_segment: float | None = 1.0,
     behind: tuple[float, float] | None = None,
+    arcs: layout.Arcs | None = None,
 ) -> str:
-    """Create the edges object (one straight curve per (src, dst) pair); returns its name.
+    """Create the edges object (one curve per (src, dst) pair); returns its name.
+
+    Edges are straight but for `arcs` (core.layout.arcs: connections that skip levels), which
+    arch around the stages they skip, drawn with at least ARC_SEGMENTS segments.
 
     Long edges are split into straight segments of at most `max_segment` (None: one segment).
     It changes nothing on screen but a lot for ray tracing: the bounding box of one long
@@ -172,8 +177,10 @@ def build(
         if behind is not None:  # flat layouts: see spread_behind
             p0, p1 = spread_behind(p0, p1, *behind)
         segments = segment_counts(p0, p1, max_segment)
+        if arcs is not None:
+            segments[arcs.edges] = np.maximum(segments[arcs.edges], ARC_SEGMENTS)
         curves.add_curves((segments + 1).tolist())
-        attributes.write_positions(curves, subdivide(p0, p1, segments))
+        attributes.write_positions(curves, subdivide(p0, p1, segments, arcs))
         attributes.write(curves, "src", src, "INT", "CURVE")
         attributes.write(curves, "dst", dst, "INT", "CURVE")
         attributes.write(curves, "weight", weight, "FLOAT", "CURVE")
@@ -198,6 +205,7 @@ def build(
 
 
 MAX_SEGMENTS = 32
+ARC_SEGMENTS = 16  # fewest segments of an arching edge
 
 
 def spread_behind(p0, p1, near: float, far: float, seed: int = 0):
@@ -223,19 +231,31 @@ def segment_counts(p0: np.ndarray, p1: np.ndarray, max_segment: float | None) ->
     return np.clip(np.ceil(length / max_segment), 1, MAX_SEGMENTS).astype(np.int64)
 
 
-def subdivide(p0: np.ndarray, p1: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """All curve points, curve after curve: segments[i] + 1 evenly spaced points from p0 to p1."""
+def subdivide(
+    p0: np.ndarray, p1: np.ndarray, segments: np.ndarray, arcs: layout.Arcs | None = None
+) -> np.ndarray:
+    """All curve points, curve after curve: segments[i] + 1 evenly spaced points from p0 to p1
+    (for the edges of `arcs`, along their arch)."""
     counts = segments + 1
     first = np.cumsum(counts) - counts
     local = np.arange(int(counts.sum())) - np.repeat(first, counts)
     t = (local / np.repeat(segments, counts)).astype(np.float32)[:, None]
     # repeat + in-place (1.5x faster than fancy indexing at the 7M points of 500k edges)
-    out = np.repeat(np.asarray(p0, np.float32), counts, axis=0)
-    out *= 1.0 - t
+    points = np.repeat(np.asarray(p0, np.float32), counts, axis=0)
+    points *= 1.0 - t
     end = np.repeat(np.asarray(p1, np.float32), counts, axis=0)
     end *= t
-    out += end
-    return out
+    points += end
+    if arcs is not None and len(arcs.edges):
+        curve = np.repeat(np.arange(len(p0)), counts)
+        which = np.full(len(p0), -1, np.int64)
+        which[arcs.edges] = np.arange(len(arcs.edges))
+        on = np.flatnonzero(which[curve] >= 0)
+        e, a = curve[on], which[curve[on]]
+        points[on] = layout.arc_points(
+            p0[e], p1[e], t[on, 0], arcs.side[a], arcs.reach[a], arcs.axes
+        )
+    return points
 
 
 def set_radius(curves, radius: float) -> None:

@@ -332,6 +332,7 @@ def build_network(
             threshold=mode.threshold,
             material=edge_mat,
             behind=(0.6 * pitch, 4.0 * pitch) if layout == "flat" else None,
+            arcs=core_layout.arcs(graph, positions, e.src, e.dst, layout),
         )
         solid.add_to_edges(name, th)
         set_edge_fade(name, mode.threshold)

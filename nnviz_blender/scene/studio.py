@@ -15,6 +15,8 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
+from ..core import graph as core_graph
+from ..core import layout as core_layout
 from . import compat, edges, materials, solid, trees, util
 from .handle import Network
 
@@ -405,8 +407,14 @@ def _render_layers(tree, scene, layer: str, x: float, y: float):
 
 
 def scene_points(network: str) -> np.ndarray:
-    """Node positions plus label anchors: what the camera has to fit."""
-    pts = [Network(network).positions()]
+    """Node positions, the boxes arcs (skip connections) pass through and label anchors: what
+    the camera has to fit."""
+    net = Network(network)
+    positions = net.positions()
+    pts = [positions]
+    if net.stages:
+        graph = core_graph.graph_from_table(net.stages)
+        pts.append(core_layout.arc_bounds(graph, positions, net.layout))
     for obj in bpy.data.objects:
         if obj.get(util.TAG) == network and obj.type == "FONT":
             pts.append(np.array([obj.location[:]], np.float32))

@@ -27,6 +27,15 @@ def _network(layout, context) -> str | None:
         return None
 
 
+def _empty_hint(name: str) -> str:
+    """What to do on an empty canvas: a digit model wants a digit, an image model an image."""
+    stages = Network(name).stages
+    shape = list(stages[0]["shape"]) if stages else []
+    if len(shape) == 3 and shape[0] == 3:
+        return "Paint on the canvas in any colour, or Load Image..."
+    return "Paint a digit on the canvas, or Load a sample"
+
+
 class _Panel:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
@@ -102,7 +111,7 @@ class NNVIZ_PT_live(_Panel, bpy.types.Panel):
         box = layout.box()
         if not top:
             box.label(text="Nothing drawn: no prediction", icon="INFO")
-            wrapped(box, context, "Paint a digit on the canvas, or Load a sample")
+            wrapped(box, context, _empty_hint(name))
         else:
             label, p = top[0]
             box.label(text=f"Prediction: {label}  ({p:.1%})", icon="CHECKMARK")

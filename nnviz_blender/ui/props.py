@@ -32,6 +32,7 @@ def _shipped(name: str, title: str, what: str) -> tuple[str, str, str]:
 MODELS = [
     _shipped("cnn", "CNN (LeNet-like)", "convolutional network"),
     _shipped("mlp", "MLP", "multilayer perceptron"),
+    _shipped("resnet", "ResNet (skip connections)", "residual network"),
     ("FILE", "Model File", "An ONNX file, or a .npz model file in the nnviz format"),
 ]
 LAYOUTS = [
@@ -58,8 +59,10 @@ THEMES = [
 
 class NNVizSettings(bpy.types.PropertyGroup):
     model: EnumProperty(name="Model", items=MODELS, default="cnn")  # type: ignore[valid-type]
+    # No FILE_PATH subtype: its own browse button (no filter) stood beside the panel's
+    # nnviz.choose_model, which shows only .onnx and .npz files (two folder icons in the window)
     model_path: StringProperty(  # type: ignore[valid-type]
-        name="Model File", subtype="FILE_PATH", description="An .onnx file or an nnviz .npz model"
+        name="Model File", description="An .onnx file or an nnviz .npz model"
     )
     layout: EnumProperty(name="Layout", items=LAYOUTS, default="3d")  # type: ignore[valid-type]
     node_shape: EnumProperty(name="Nodes", items=SHAPES, default="THEME")  # type: ignore[valid-type]

@@ -86,6 +86,19 @@ def theme() -> dict:
     )
 
 
+def windows() -> dict:
+    """Every window (a file browser opens one of its own): position, size, and the rectangles
+    of its areas and their regions, screen pixels, y down."""
+    out = []
+    for win in bpy.context.window_manager.windows:
+        areas = []
+        for a in win.screen.areas:
+            regions = [dict(type=r.type, **_rect(win, r)) for r in a.regions if r.width > 1]
+            areas.append(dict(type=a.type, **_rect(win, a), regions=regions))
+        out.append(dict(x=win.x, y=win.y, w=win.width, h=win.height, areas=areas))
+    return dict(windows=out)
+
+
 # --- which button is under the mouse (hover) -------------------------------------------------
 
 
@@ -183,6 +196,7 @@ def nnviz() -> dict:
         return out
     out["settings"] = dict(
         model=s.model,
+        model_path=getattr(s, "model_path", None),
         edges=s.edges,
         layout=s.layout,
         network=s.network,
@@ -254,6 +268,33 @@ def enum_items(prop: str) -> dict:
     """The identifiers of one of scene.nnviz's enum properties, in menu order."""
     rna = bpy.context.scene.nnviz.bl_rna.properties[prop]
     return dict(items=[item.identifier for item in rna.enum_items])
+
+
+def canvas_colour(name: str) -> dict:
+    """What the colour-canvas check reads: the canvas image's size and how coloured it is (the
+    largest difference between two channels of one pixel), the brush colour, colour canvas or
+    not."""
+    import numpy as np
+
+    live, util = _sub("live"), _sub("scene.util")
+    image = util.find("images", name, "canvas_image")
+    out: dict = dict(colour_canvas=bool(live.is_colour_canvas(name)) if live else None)
+    if image is not None:
+        px = np.empty(len(image.pixels), np.float32)
+        image.pixels.foreach_get(px)
+        rgb = px.reshape(-1, 4)[:, :3]
+        out.update(
+            size=list(image.size),
+            mean=[round(float(v), 3) for v in rgb.mean(axis=0)],
+            max_channel_spread=round(float((rgb.max(axis=1) - rgb.min(axis=1)).max()), 3),
+        )
+    paint = bpy.context.scene.tool_settings.image_paint
+    brush = getattr(paint, "brush", None)
+    if brush is not None:
+        unified = bpy.context.scene.tool_settings.unified_paint_settings
+        colour = unified.color if unified.use_unified_color else brush.color
+        out["brush_colour"] = [round(float(v), 3) for v in colour]
+    return out
 
 
 def dump_values(name: str, path: str) -> dict:
