@@ -28,9 +28,6 @@ for model in cnn mlp; do
 done
 render cnn_3d_dark_iso --model cnn --input sample:2 --layout 3d --theme dark --camera iso
 render mlp_3d_dark_iso --model mlp --input sample:3 --layout 3d --theme dark --camera iso
-# The graph model (skip connections), once shipped: 3D and flat.
-if [ -f models/resnet.npz ]; then
-    render resnet_3d_dark --model models/resnet.npz --input sample:7 --layout 3d --theme dark \
-        --camera iso
-    render resnet_flat_dark --model models/resnet.npz --input sample:7 --layout flat --theme dark
-fi
+# The graph model (skip connections): 3D and flat.
+render resnet_3d_dark --model resnet --input sample:7 --layout 3d --theme dark --camera iso
+render resnet_flat_dark --model resnet --input sample:7 --layout flat --theme dark

@@ -32,7 +32,7 @@ def _shipped(name: str, title: str, what: str) -> tuple[str, str, str]:
 MODELS = [
     _shipped("cnn", "CNN (LeNet-like)", "convolutional network"),
     _shipped("mlp", "MLP", "multilayer perceptron"),
-    _shipped("resnet", "ResNet (skip connections)", "residual network"),
+    _shipped("resnet", "ResNet", "residual network (skip connections)"),
     ("FILE", "Model File", "An ONNX file, or a .npz model file in the nnviz format"),
 ]
 LAYOUTS = [
