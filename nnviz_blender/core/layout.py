@@ -120,8 +120,10 @@ def _compact_per_row(channels: int) -> int:
 
 
 def _even_per_row(channels: int) -> int:
-    """Maps per row in a flat graph model: rows of at most MAPS_PER_ROW, filled evenly."""
-    return math.ceil(channels / math.ceil(channels / MAPS_PER_ROW))
+    """Maps per row in a flat graph model: rows of at most MAPS_PER_ROW (or 4 sqrt(C) for many
+    maps, so a deep network's stack of stages stays wide: 512 maps in 6 rows), filled evenly."""
+    widest = max(MAPS_PER_ROW, math.ceil(4 * math.sqrt(channels)))
+    return math.ceil(channels / math.ceil(channels / widest))
 
 
 def is_chain(graph: Graph) -> bool:
