@@ -102,3 +102,22 @@ def render_png(path, scene=None):
         return px.reshape(h, w, 4)[::-1].copy()
     finally:
         bpy.data.images.remove(image)
+
+
+@pytest.fixture
+def empty_blend():
+    """An empty Blender file and no cached network: what every scene test starts from."""
+    import bpy
+
+    from nnviz_blender.scene import network
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    network.forget_cache()
+
+
+@pytest.fixture(scope="module")
+def random_cnn():
+    """The CNN of CNN_SPEC with random weights (seed 0)."""
+    from nnviz_blender.core.modelfile import build_model
+
+    return build_model(CNN_SPEC, random_arrays(CNN_SPEC))

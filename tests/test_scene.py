@@ -7,7 +7,7 @@ import pytest
 from conftest import CNN_SPEC, MLP_SPEC, random_arrays, render_png
 
 bpy = pytest.importorskip("bpy")
-pytestmark = pytest.mark.blender
+pytestmark = [pytest.mark.blender, pytest.mark.usefixtures("empty_blend")]
 
 from nnviz_blender.core import graph as core_graph  # noqa: E402
 from nnviz_blender.core import values as core_values  # noqa: E402
@@ -55,13 +55,6 @@ def tiny_input(c):
     x = np.zeros(16, np.float32)
     x[[2 * c, 2 * c + 1, 2 * c + 6, 2 * c + 7]] = 1.0
     return x.reshape(1, 4, 4)
-
-
-@pytest.fixture(autouse=True)
-def clean_file():
-    bpy.ops.wm.read_homefile(use_empty=True)
-    network.forget_cache()
-    yield
 
 
 @pytest.fixture(scope="module")

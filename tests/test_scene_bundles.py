@@ -9,7 +9,7 @@ import pytest
 from conftest import CNN_SPEC, MODELS, random_arrays
 
 bpy = pytest.importorskip("bpy")
-pytestmark = pytest.mark.blender
+pytestmark = [pytest.mark.blender, pytest.mark.usefixtures("empty_blend")]
 
 from nnviz_blender.core import bundles as core_bundles  # noqa: E402
 from nnviz_blender.core import edgeplan  # noqa: E402
@@ -21,16 +21,9 @@ from nnviz_blender.scene import attributes, bundles, network, util, visibility  
 from nnviz_blender.scene.handle import Network  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def clean_file():
-    bpy.ops.wm.read_homefile(use_empty=True)
-    network.forget_cache()
-    yield
-
-
 @pytest.fixture(scope="module")
-def cnn():
-    return build_model(CNN_SPEC, random_arrays(CNN_SPEC))
+def cnn(random_cnn):
+    return random_cnn
 
 
 @pytest.fixture

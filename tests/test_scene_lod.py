@@ -3,10 +3,10 @@ one point per neuron (edges, labels, bakes unchanged), hidden layers hide their 
 
 import numpy as np
 import pytest
-from conftest import CNN_SPEC, random_arrays, render_png
+from conftest import render_png
 
 bpy = pytest.importorskip("bpy")
-pytestmark = pytest.mark.blender
+pytestmark = [pytest.mark.blender, pytest.mark.usefixtures("empty_blend")]
 
 from nnviz_blender.animation import bake  # noqa: E402
 from nnviz_blender.animation import schedule as sched  # noqa: E402
@@ -14,7 +14,6 @@ from nnviz_blender.core import graph as core_graph  # noqa: E402
 from nnviz_blender.core import lod as core_lod  # noqa: E402
 from nnviz_blender.core import values as core_values  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
-from nnviz_blender.core.modelfile import build_model  # noqa: E402
 from nnviz_blender.scene import edges, maps, network, util, visibility  # noqa: E402
 from nnviz_blender.scene.handle import Network, NetworkError  # noqa: E402
 
@@ -23,16 +22,9 @@ STAGES = ("input", "conv1", "pool1", "conv2", "pool2", "dense1", "dense2", "outp
 LODS = {"input": "maps", "conv1": "maps", "pool1": "slab", "conv2": "maps", "dense1": "slab"}
 
 
-@pytest.fixture(autouse=True)
-def clean_file():
-    bpy.ops.wm.read_homefile(use_empty=True)
-    network.forget_cache()
-    yield
-
-
 @pytest.fixture(scope="module")
-def cnn():
-    return build_model(CNN_SPEC, random_arrays(CNN_SPEC))
+def cnn(random_cnn):
+    return random_cnn
 
 
 @pytest.fixture(scope="module")
