@@ -199,7 +199,15 @@ def test_bad_model_file_builds_nothing(tmp_path):
     assert {k: len(getattr(bpy.data, k)) for k in util.DATA_KINDS} == before
 
 
-def test_inspect_and_trace_highlight():
+@pytest.mark.parametrize("stored", [True, False], ids=["stored", "on-demand"])
+def test_inspect_and_trace_highlight(stored, monkeypatch):
+    """The chosen node's connections at full detail, also where a big network computes them
+    on demand instead of storing them (here the CNN made to behave as one)."""
+    if not stored:
+        from nnviz_blender.core import graph as core_graph
+
+        monkeypatch.setattr(core_graph, "MATERIALISE_EDGES", 1000)
+        assert core_graph.build_graph(load_model(os.path.join(MODELS, "cnn.npz"))).lazy
     name = build("cnn", "none")
     bpy.ops.nnviz.load_sample(digit=7)
     s = bpy.context.scene.nnviz

@@ -392,14 +392,12 @@ def stage_sizes(model: Model) -> list[int]:
     return [int(np.prod(p["shape"])) for p in _plan_stages(model)]
 
 
-def build_graph(
-    model: Model, max_edges: int = MAX_EDGES, materialise: int = MATERIALISE_EDGES
-) -> Graph:
+def build_graph(model: Model, max_edges: int = MAX_EDGES, materialise: int | None = None) -> Graph:
     """Every node and every connection of a model.
 
-    Up to `materialise` connections they are computed and stored (src, dst, weight); above, the
-    graph is lazy (see Graph). Raises GraphError before allocating anything when the model has
-    more than `max_edges` connections.
+    Up to `materialise` (default MATERIALISE_EDGES) connections they are computed and stored
+    (src, dst, weight); above, the graph is lazy (see Graph). Raises GraphError before
+    allocating anything when the model has more than `max_edges` connections.
     """
     plan = _plan_stages(model)
     layers = {layer.index: layer for layer in model.layers}
@@ -408,7 +406,7 @@ def build_graph(
         raise GraphError(
             f"network too large to draw: {sum(counts):,} connections (limit {max_edges:,})"
         )
-    lazy = sum(counts) > materialise
+    lazy = sum(counts) > (MATERIALISE_EDGES if materialise is None else materialise)
 
     stages: list[Stage] = []
     node_start = edge_start = 0
