@@ -7,6 +7,7 @@ import pytest
 from conftest import MODELS
 
 from nnviz_blender.core import lod
+from nnviz_blender.core.bundles import BLOCKS_PER_VECTOR
 from nnviz_blender.core.graph import build_graph, graph_from_table
 from nnviz_blender.core.modelfile import load_model
 
@@ -124,9 +125,10 @@ def test_blocks_are_channels_or_chunks():
     assert ids.dtype == np.int32 and ids.shape == (graph.node_count,)
     assert ids[:18].tolist() == [0] * 9 + [1] * 9
     dense = ids[18:218]
-    assert dense.min() == 2 and dense.max() == 2 + lod.VECTOR_BLOCKS - 1
+    n = BLOCKS_PER_VECTOR
+    assert dense.min() == 2 and dense.max() == 2 + n - 1
     assert np.all(np.diff(dense) >= 0)  # consecutive units
-    assert ids[218:].tolist() == list(range(2 + lod.VECTOR_BLOCKS, 2 + lod.VECTOR_BLOCKS + 10))
+    assert ids[218:].tolist() == list(range(2 + n, 2 + n + 10))
     assert (
         lod.node_lods(graph, ["maps", "slab", "neurons"]).tolist()
         == [1] * 18 + [2] * 200 + [0] * 10

@@ -38,6 +38,17 @@ def block_size(stage: Stage, map_blocks: int | None = None) -> int:
     return -(-stage.size // min(stage.size, BLOCKS_PER_VECTOR))
 
 
+def node_blocks(graph: Graph, map_blocks: int | None = None) -> np.ndarray:
+    """int32 (N,): the global block of every node, blocks numbered stage after stage."""
+    out = np.empty(graph.node_count, np.int32)
+    first = 0
+    for stage in graph.stages:
+        size = block_size(stage, map_blocks)
+        out[stage.start : stage.stop] = first + np.arange(stage.size) // size
+        first += block_count(stage, map_blocks)
+    return out
+
+
 def block_count(stage: Stage, map_blocks: int | None = None) -> int:
     return -(-stage.size // block_size(stage, map_blocks))
 
@@ -69,6 +80,7 @@ class Bundles:
     parts: tuple[_Part, ...]  # per stage (the input's is empty)
     sources: tuple[tuple[int, ...], ...]  # per stage: the stages its bundles come from
     acts: tuple[tuple[int, ...], ...]  # per stage: the activations its glow reads
+    map_blocks: int | None = None  # bundles()'s: blocks of feature maps per stage, at most
 
     @property
     def count(self) -> int:
@@ -85,11 +97,7 @@ class Bundles:
 
     def node_blocks(self, graph: Graph) -> np.ndarray:
         """int32 (N,): the block of every node."""
-        out = np.empty(graph.node_count, np.int32)
-        for i, stage in enumerate(graph.stages):
-            local = np.arange(stage.size) // self.block_size[i]
-            out[stage.start : stage.stop] = self.block_start[i] + local
-        return out
+        return node_blocks(graph, self.map_blocks)
 
 
 def _tap_matrix(n_out: int, k: int, s: int, p: int, n_in: int, d: int) -> np.ndarray:
@@ -262,6 +270,7 @@ def bundles(model: Model, graph: Graph, map_blocks: int | None = None) -> Bundle
         parts=tuple(parts),
         sources=tuple(sources),
         acts=tuple(acts),
+        map_blocks=map_blocks,
     )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .bundles import node_blocks
 from .errors import NNVizError
 from .graph import Graph, Stage
 
@@ -25,7 +26,6 @@ LODS = ("neurons", "maps", "slab")
 NEURON_BUDGET = 50_000  # neurons a network may have and still be drawn all as instances
 SLAB_NODES = 1 << 20  # a map stage with more neurons than this is a slab
 VECTOR_SLAB = 16_384  # a vector stage with more units than this is a slab
-VECTOR_BLOCKS = 64  # blocks of a vector stage drawn as a slab
 
 
 class LodError(NNVizError, ValueError):
@@ -98,20 +98,6 @@ def node_lods(graph: Graph, lods: list[str]) -> np.ndarray:
 
 
 def blocks(graph: Graph) -> np.ndarray:
-    """Global block id of every node, int32 (N,): what a slab draws as one block.
-
-    A map stage has one block per channel, a vector stage at most VECTOR_BLOCKS blocks of
-    consecutive units; blocks are numbered stage after stage.
-    """
-    out = np.empty(graph.node_count, dtype=np.int32)
-    first = 0
-    for stage in graph.stages:
-        if len(stage.shape) == 3:
-            c = stage.shape[0]
-            local = np.repeat(np.arange(c), stage.size // c)
-        else:
-            c = min(VECTOR_BLOCKS, stage.size)
-            local = np.arange(stage.size) * c // stage.size
-        out[stage.start : stage.stop] = first + local
-        first += c
-    return out
+    """Global block id of every node, int32 (N,): what a slab draws as one block, the blocks
+    of core.bundles (a channel, or one of at most BLOCKS_PER_VECTOR chunks of a vector stage)."""
+    return node_blocks(graph)
