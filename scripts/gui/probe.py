@@ -164,14 +164,16 @@ def scan_stop() -> dict:
 def view_filter(curves: bool | None = None) -> dict:
     """Hide (or show) Curves objects in the 3D viewport (its "Object Types Visibility" filter,
     a view setting): the sidebar scan runs with the edges hidden, because every scan point
-    costs a redraw and the edges make a redraw take seconds."""
+    costs a redraw and the edges make a redraw take seconds. Returns the values found before
+    the change, so the caller can put them back."""
     _win, area, _main, _ui = _view3d()
     space = area.spaces.active
     names = [n for n in dir(space) if n.startswith("show_object_viewport_") and "curve" in n]
+    before = {n: getattr(space, n) for n in names}
     if curves is not None:
         for n in names:
             setattr(space, n, curves)
-    return {n: getattr(space, n) for n in names}
+    return before
 
 
 def scan_result() -> dict:
