@@ -121,3 +121,20 @@ def random_cnn():
     from nnviz_blender.core.modelfile import build_model
 
     return build_model(CNN_SPEC, random_arrays(CNN_SPEC))
+
+
+def digit(model, seed=0):
+    """A sparse random input of the model's shape with values in [0, 1] (like ink on black)."""
+    rng = np.random.default_rng(seed)
+    shape = model.input_shape
+    return (rng.random(shape) * (rng.random(shape) > 0.6)).astype(np.float32)
+
+
+def evaluated_edges(name):
+    """The edges' data as the viewport's depsgraph evaluates it."""
+    import bpy
+
+    from nnviz_blender.scene import util
+
+    obj = util.find("objects", name, "edges")
+    return obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import CNN_SPEC, MLP_SPEC, random_arrays, render_png
+from conftest import CNN_SPEC, MLP_SPEC, digit, evaluated_edges, random_arrays, render_png
 
 bpy = pytest.importorskip("bpy")
 pytestmark = [pytest.mark.blender, pytest.mark.usefixtures("empty_blend")]
@@ -67,20 +67,8 @@ def mlp():
     return make_model(MLP_SPEC)
 
 
-def digit(model, seed=0):
-    """A sparse random input of the model's shape with values in [0, 1] (like ink on black)."""
-    rng = np.random.default_rng(seed)
-    shape = model.input_shape
-    return (rng.random(shape) * (rng.random(shape) > 0.6)).astype(np.float32)
-
-
 def nodes_data(name):
     return util.find("objects", name, "nodes").data
-
-
-def evaluated_edges(name):
-    obj = util.find("objects", name, "edges")
-    return obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
 
 
 # --- counts -----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ one point per neuron (edges, labels, bakes unchanged), hidden layers hide their 
 
 import numpy as np
 import pytest
-from conftest import render_png
+from conftest import digit, render_png
 
 bpy = pytest.importorskip("bpy")
 pytestmark = [pytest.mark.blender, pytest.mark.usefixtures("empty_blend")]
@@ -30,12 +30,6 @@ def cnn(random_cnn):
 @pytest.fixture(scope="module")
 def graph(cnn):
     return core_graph.build_graph(cnn)
-
-
-def digit(model, seed=0):
-    rng = np.random.default_rng(seed)
-    shape = model.input_shape
-    return (rng.random(shape) * (rng.random(shape) > 0.6)).astype(np.float32)
 
 
 def instance_count(name):

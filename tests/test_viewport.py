@@ -4,7 +4,7 @@ renders, and the render's look (world, colour management, fade) in the viewport.
 import numpy as np
 import pytest
 from blender_scripts.render_probe import render_sizes
-from conftest import CNN_SPEC, MLP_SPEC, random_arrays
+from conftest import MLP_SPEC, digit, evaluated_edges, random_arrays
 
 bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
@@ -35,23 +35,12 @@ def clean_file():
 
 
 @pytest.fixture(scope="module")
-def cnn():
-    return build_model(CNN_SPEC, random_arrays(CNN_SPEC))
-
-
-def digit(model, seed=0):
-    rng = np.random.default_rng(seed)
-    shape = model.input_shape
-    return (rng.random(shape) * (rng.random(shape) > 0.6)).astype(np.float32)
+def cnn(random_cnn):
+    return random_cnn
 
 
 def edges_name(name):
     return util.find("objects", name, "edges").name
-
-
-def viewport_edges(name):
-    obj = util.find("objects", name, "edges")
-    return obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
 
 
 def glow_expected(model, name, acts):
@@ -70,14 +59,14 @@ def test_painting_draws_the_strong_edges_as_single_segments(cnn, fade):
     assert full_points > 2 * full_curves  # long edges are split for Cycles
     acts = forward(cnn, digit(cnn))
     network.apply_activations(name, cnn, acts)
-    before = viewport_edges(name)
+    before = evaluated_edges(name)
     shown = (len(before.curves), len(before.points))
 
     network.set_painting(name, True)
     for seed in (0, 1):
         acts = forward(cnn, digit(cnn, seed))
         network.apply_activations(name, cnn, acts)
-        light = viewport_edges(name)
+        light = evaluated_edges(name)
         curves, points = len(light.curves), len(light.points)
         assert 0 < curves < shown[0] and points == 2 * curves  # one straight segment each
         src = attributes.read(light, "src")
@@ -101,7 +90,7 @@ def test_painting_draws_the_strong_edges_as_single_segments(cnn, fade):
 
     network.set_painting(name, False)
     network.apply_activations(name, cnn, forward(cnn, digit(cnn)))
-    after = viewport_edges(name)
+    after = evaluated_edges(name)
     assert (len(after.curves), len(after.points)) == shown  # the full version is back
 
 
@@ -111,10 +100,10 @@ def test_renders_draw_the_full_edges_while_painting(cnn):
     network.apply_activations(name, cnn, forward(cnn, digit(cnn)))
     obj = edges_name(name)
     idle = render_sizes(bpy.context.scene, [obj])[obj]
-    idle_viewport = viewport_edges(name)
+    idle_viewport = evaluated_edges(name)
     assert idle == (len(idle_viewport.curves), len(idle_viewport.points))
     network.set_painting(name, True)
-    painting_viewport = viewport_edges(name)
+    painting_viewport = evaluated_edges(name)
     assert len(painting_viewport.points) * 5 < idle[1]
     assert render_sizes(bpy.context.scene, [obj])[obj] == idle
 

@@ -83,6 +83,7 @@ def parse_edges(spec: str | EdgeMode) -> EdgeMode:
 class _Cache:
     graph: core_graph.Graph  # stages and node arrays; edges left empty
     groups: core_values.Groups
+    bundled: tuple[int, ...] = ()  # stages also drawn as bundles (Network.bundled)
     bundles: core_bundles.Bundles | None = None  # as drawn, once an update brings the model
     drawn: np.ndarray | None = None  # which of them the bundles object draws (bool (B,))
 
@@ -95,7 +96,8 @@ def _cache(network: str) -> _Cache:
     if cached is None:
         net = Network(network)
         graph = core_graph.graph_from_table(net.stages)
-        cached = _CACHE[network] = _Cache(graph, core_values.groups(graph, net.normalise))
+        groups = core_values.groups(graph, net.normalise)
+        cached = _CACHE[network] = _Cache(graph, groups, tuple(net.bundled))
     return cached
 
 
@@ -141,13 +143,12 @@ def _build_bundles(name, model, graph, positions, stages, collection, radius, ma
 def _bundle_glow(name: str, model: Model, acts: list[np.ndarray]) -> np.ndarray | None:
     """The shown glow of the drawn bundles for one input, or None for a network without
     bundles."""
-    stages = Network(name).bundled
-    if not stages:
-        return None
     cache = _cache(name)
+    if not cache.bundled:
+        return None
     if cache.bundles is None or cache.drawn is None:
         cache.bundles = _bundles(model, core_graph.build_graph(model))
-        cache.drawn = _drawn_bundles(cache.bundles, stages)
+        cache.drawn = _drawn_bundles(cache.bundles, cache.bundled)
     b = cache.bundles
     glow = core_bundles.bundle_glow(b, acts)
     return np.ascontiguousarray(core_values.bundle_signed(b.bundle_start, glow)[cache.drawn])
@@ -394,7 +395,8 @@ def apply_values(name: str, values: np.ndarray, bundle_glow: np.ndarray | None =
         raise NetworkError(f"{values.size} values for a network of {cache.graph.node_count} nodes")
     shown = core_values.display(cache.groups, values)
     scene_nodes.write_values(Network(name).nodes.data, shown.act, shown.level, shown.signed)
-    scene_bundles.write_glow(name, bundle_glow)
+    if cache.bundled:
+        scene_bundles.write_glow(name, bundle_glow)
 
 
 def apply_activations(name: str, model: Model, acts: list[np.ndarray]) -> None:
@@ -409,7 +411,7 @@ def key_bundle_glow(name: str, model: Model, inputs) -> np.ndarray | None:
     drawing would show each (blank inputs: 0), or None for a network without bundles: what a
     bake stores (animation.bake)."""
     obj = util.find("objects", name, scene_bundles.ROLE)
-    if obj is None:
+    if obj is None or not _cache(name).bundled:
         return None
     rows = []
     for x in inputs:

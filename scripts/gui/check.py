@@ -315,6 +315,21 @@ def build_zip() -> str:
     return sorted(glob.glob(os.path.join(ROOT, "dist", f"*-py{tag}-linux_x64.zip")))[-1]
 
 
+def paint_live(c, s, model: str, stroke, label: str) -> str:
+    """Build `model` with every edge, start live drawing, paint `stroke` on its canvas and check
+    the node values against the core; measured before and after. Returns the network's name."""
+    name = c.build(model, "all")
+    c.shot(f"{model}_built")
+    c.measure(f"{model}_all")
+    c.start_live(name)
+    c.reach_canvas(name)
+    c.paint(name, stroke, label)
+    c.compare_values(name)
+    c.summary[f"{model}_update"] = s.probe("update_ms", name=name)
+    c.measure(f"{model}_painted")
+    return name
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "gui-check"))
@@ -335,25 +350,8 @@ def main() -> int:
         c.open_app()
         c.measure("empty")
         if not args.skip_mlp:
-            mlp = c.build("mlp", "all")
-            c.shot("mlp_built")
-            c.measure("mlp_all")
-            c.start_live(mlp)
-            c.reach_canvas(mlp)
-            c.paint(mlp, ZERO, "0")
-            c.compare_values(mlp)
-            c.summary["mlp_update"] = s.probe("update_ms", name=mlp)
-            c.measure("mlp_painted")
-            c.remove(mlp)
-        name = c.build("cnn", "all")
-        c.shot("cnn_built")
-        c.measure("cnn_all")
-        c.start_live(name)
-        c.reach_canvas(name)
-        c.paint(name, SEVEN, "7")
-        c.compare_values(name)
-        c.summary["cnn_update"] = s.probe("update_ms", name=name)
-        c.measure("cnn_painted")
+            c.remove(paint_live(c, s, "mlp", ZERO, "0"))
+        name = paint_live(c, s, "cnn", SEVEN, "7")
         c.inspect_and_trace(name)
         c.record_and_bake(name)
     except Exception as exc:  # a step could not be driven: that is a failure too
