@@ -113,6 +113,7 @@ def build(
         attributes.write(curves, "dst_stage", dst_stage, "INT", "CURVE")
         per_curve = np.broadcast_to(np.asarray(radius, np.float32), (m,))
         attributes.write(curves, "radius", np.repeat(per_curve, segments + 1), "FLOAT", "POINT")
+        edges.draw_control_points(curves)
     if material is not None:
         curves.materials.append(material)
     curves.update_tag()

@@ -1,7 +1,9 @@
 """The edges object: a hair Curves data-block with one two-point curve per drawn connection.
 
-CURVE attributes written once at build: `src`, `dst` (node indices), `weight`, and `gain`, a
-per-stage constant that brings weight x activation into roughly [-1, 1] for colouring.
+CURVE attributes written once at build: `src`, `dst` (node indices), `weight`, `gain`, a
+per-stage constant that brings weight x activation into roughly [-1, 1] for colouring, and
+`cuts`, the extra segments a render splits the edge into (build). Edges that skip levels arch
+around the stages between (core.layout.arcs) and have more points.
 The Geometry Nodes modifier reads the nodes object (Object Info), samples `act` of each edge's
 source node (Sample Index on the instances), and stores
 
@@ -46,19 +48,6 @@ def build_tree(network: str):
     stored = trees.store(
         tree, gin.outputs["Geometry"], "glow", glow_value, "FLOAT", "CURVE", -150, 0
     )
-    # Viewports draw hair curves at their evaluated points, and a Catmull-Rom curve (the type
-    # of new hair curves) has `resolution` (12) of them per segment: poly curves, the same
-    # straight lines, draw 12x fewer, and Delete Geometry keeps them 25x faster. Renders keep
-    # the data as built (Cycles interpolates control points itself).
-    viewport = n(tree, "GeometryNodeIsViewport", -150, 300)
-    poly = n(tree, "GeometryNodeCurveSplineType", 0, 150, spline_type="POLY")
-    link(tree, stored, poly.inputs["Curve"])
-    drawn = n(tree, "GeometryNodeSwitch", 150, 0, input_type="GEOMETRY")
-    link(tree, viewport.outputs[0], drawn.inputs["Switch"])
-    link(tree, stored, drawn.inputs["False"])
-    link(tree, poly.outputs["Curve"], drawn.inputs["True"])
-    stored = drawn.outputs[0]
-
     glow = trees.named(tree, "glow", "FLOAT", -150, -250)
     absolute = trees.math(tree, "ABSOLUTE", glow, None, 0, -250)
     less = trees.math(tree, "LESS_THAN", absolute, gin.outputs["Threshold"], 150, -250)
@@ -81,25 +70,36 @@ def build_tree(network: str):
     link(tree, stored, switch.inputs["False"])
     link(tree, delete.outputs["Geometry"], switch.inputs["True"])
     light = _painting_branch(tree, gin, stored, glow, hidden)
-    # Painting (set by live drawing) and drawn by a viewport: the light version. A render
-    # (Is Viewport is false in the render depsgraph) always gets the full one.
-    painting = n(tree, "FunctionNodeBooleanMath", 650, 450, operation="AND")
-    link(tree, viewport.outputs[0], painting.inputs[0])
-    link(tree, gin.outputs["Painting"], painting.inputs[1])
-    pick = n(tree, "GeometryNodeSwitch", 800, 0, input_type="GEOMETRY")
-    link(tree, painting.outputs[0], pick.inputs["Switch"])
-    link(tree, switch.outputs[0], pick.inputs["False"])
-    link(tree, light, pick.inputs["True"])
-    gout = n(tree, "NodeGroupOutput", 1000, 0)
+    # Painting (set by live drawing): viewports draw the light version.
+    shown = n(tree, "GeometryNodeSwitch", 650, 300, input_type="GEOMETRY")
+    link(tree, gin.outputs["Painting"], shown.inputs["Switch"])
+    link(tree, switch.outputs[0], shown.inputs["False"])
+    link(tree, light, shown.inputs["True"])
+    # Viewports draw hair curves at their evaluated points, and a Catmull-Rom curve (the type
+    # of new hair curves) has `resolution` (12) of them per segment: poly curves, the same
+    # straight lines, draw and evaluate 12x fewer (converted after the deletes, on what is
+    # left). A render (Is Viewport is false in the render depsgraph) gets the full version,
+    # its long straight edges split into `cuts` + 1 segments (see build); Cycles interpolates
+    # the control points itself.
+    poly = n(tree, "GeometryNodeCurveSplineType", 800, 300, spline_type="POLY")
+    link(tree, shown.outputs[0], poly.inputs["Curve"])
+    split = n(tree, "GeometryNodeSubdivideCurve", 800, -150)
+    link(tree, switch.outputs[0], split.inputs["Curve"])
+    link(tree, trees.named(tree, "cuts", "INT", 650, -300), split.inputs["Cuts"])
+    viewport = n(tree, "GeometryNodeIsViewport", 800, 450)
+    pick = n(tree, "GeometryNodeSwitch", 950, 0, input_type="GEOMETRY")
+    link(tree, viewport.outputs[0], pick.inputs["Switch"])
+    link(tree, split.outputs[0], pick.inputs["False"])
+    link(tree, poly.outputs[0], pick.inputs["True"])
+    gout = n(tree, "NodeGroupOutput", 1150, 0)
     link(tree, pick.outputs[0], gout.inputs["Geometry"])
     return tree
 
 
 def _painting_branch(tree, gin, stored, glow, hidden):
     """The viewport's edges while strokes come in: only those that show clearly (|glow| at or
-    above Painting Threshold, see painting_threshold), each one straight segment (the split for
-    Cycles, see build, is of no use to a rasteriser). Values are the full version's, unchanged.
-    """
+    above Painting Threshold, see painting_threshold), each one straight segment. Values are the
+    full version's, unchanged."""
     n, link = trees.node, trees.link
     absolute = trees.math(tree, "ABSOLUTE", glow, None, 0, 700)
     level = trees.math(
@@ -112,6 +112,7 @@ def _painting_branch(tree, gin, stored, glow, hidden):
     strong = n(tree, "GeometryNodeDeleteGeometry", 450, 650, domain="CURVE")
     link(tree, stored, strong.inputs["Geometry"])
     link(tree, drop.outputs[0], strong.inputs["Selection"])
+    # arches too become one straight segment each: fewer points to hand on than as drawn
     ends = n(tree, "GeometryNodeCurveEndpointSelection", 450, 850)
     ends.inputs["Start Size"].default_value = 1
     ends.inputs["End Size"].default_value = 1
@@ -164,11 +165,14 @@ def build(
     Edges are straight but for `arcs` (core.layout.arcs: connections that skip levels), which
     arch around the stages they skip, drawn with at least ARC_SEGMENTS segments.
 
-    Long edges are split into straight segments of at most `max_segment` (None: one segment).
-    It changes nothing on screen but a lot for ray tracing: the bounding box of one long
-    diagonal segment overlaps thousands of others, and Cycles then tests every ray against all
-    of them. CNN edges layer at 1920x1080, 64 samples: 51.8 s with one segment per edge
-    (0.85M points), 13.0 s with segments of at most 1.0 (3.3M points), 12.7 s at 0.5 (5.9M).
+    Renders split long straight edges into segments of at most `max_segment` (None: one
+    segment): the CURVE attribute `cuts` says into how many, and the modifier subdivides them
+    when Is Viewport is false. It changes nothing on screen but a lot for ray tracing: the
+    bounding box of one long diagonal segment overlaps thousands of others, and Cycles then
+    tests every ray against all of them. CNN edges layer at 1920x1080, 64 samples: 51.8 s with
+    one segment per edge (0.85M points), 13.0 s with segments of at most 1.0 (3.3M points),
+    12.7 s at 0.5 (5.9M). The data and viewports keep one segment per straight edge: an update
+    re-evaluates the edges, and at 2 points an edge instead of ~8 it costs a quarter as much.
     """
     m = len(src)
     curves = util.tag(bpy.data.hair_curves.new(f"{network} edges"), network, "edges")
@@ -176,11 +180,14 @@ def build(
         p0, p1 = positions[src], positions[dst]
         if behind is not None:  # flat layouts: see spread_behind
             p0, p1 = spread_behind(p0, p1, *behind)
-        segments = segment_counts(p0, p1, max_segment)
-        if arcs is not None:
-            segments[arcs.edges] = np.maximum(segments[arcs.edges], ARC_SEGMENTS)
+        cuts = segment_counts(p0, p1, max_segment) - 1  # split by renders only (build_tree)
+        segments = np.ones(m, np.int64)
+        if arcs is not None:  # arches are drawn with their own points everywhere
+            segments[arcs.edges] = np.maximum(cuts[arcs.edges] + 1, ARC_SEGMENTS)
+            cuts[arcs.edges] = 0
         curves.add_curves((segments + 1).tolist())
         attributes.write_positions(curves, subdivide(p0, p1, segments, arcs))
+        attributes.write(curves, "cuts", cuts.astype(np.int32), "INT", "CURVE")
         attributes.write(curves, "src", src, "INT", "CURVE")
         attributes.write(curves, "dst", dst, "INT", "CURVE")
         attributes.write(curves, "weight", weight, "FLOAT", "CURVE")
@@ -202,6 +209,16 @@ def build(
     # Edges are context, not something to click: selecting 425k curves stalls the viewport.
     obj.hide_select = True
     return obj.name
+
+
+def draw_control_points(curves) -> None:
+    """Viewports draw a curve at `resolution` points per segment (12 for new hair curves, which
+    are Catmull-Rom): 1 draws just the control points, joined by the straight segments our
+    curves are made of, 12x fewer to evaluate and draw (for curves whose modifier does not make
+    them poly curves, as the edges' does). Cycles interpolates the control points itself and
+    ignores it, so renders do not change (checked: bit-identical)."""
+    n = attributes.domain_size(curves, "CURVE")
+    attributes.write(curves, "resolution", np.ones(n, np.int32), "INT", "CURVE")
 
 
 MAX_SEGMENTS = 32

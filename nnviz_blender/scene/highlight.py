@@ -9,7 +9,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import attributes, compat, util
+from . import attributes, compat, edges, util
 from .handle import Network
 
 ROLE = "highlight"
@@ -61,6 +61,7 @@ def show(network: str, src: np.ndarray, dst: np.ndarray, signal: np.ndarray, rad
         attributes.write_positions(curves, pos.reshape(-1, 3))
         attributes.write(curves, "signal", 0.5 + 0.5 * np.clip(signal, -1, 1), "FLOAT", "CURVE")
         attributes.write(curves, "radius", np.full(2 * m, radius, np.float32), "FLOAT", "POINT")
+        edges.draw_control_points(curves)
     curves.materials.append(_material(network))
     obj = util.tag(bpy.data.objects.new(f"{network} highlight", curves), network, ROLE)
     obj.matrix_world = net.nodes.matrix_world.copy()  # same space as the node positions
