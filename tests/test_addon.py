@@ -309,8 +309,8 @@ def test_layer_level_of_detail_switches():
     assert bpy.ops.nnviz.set_lod(stage=2, lod="slab") == {"FINISHED"}
     assert Network(name).lods == ["neurons", "maps", "slab"] + ["neurons"] * 5
     got = maps.read_values(name, 1)
-    act = attributes.read(util.find("objects", name, "nodes").data, "act")
-    assert np.array_equal(got["act"], act[got["node"]]) and got["act"].max() > 0
+    level = attributes.read(util.find("objects", name, "nodes").data, "level")
+    assert np.array_equal(got["level"], level[got["node"]]) and got["level"].max() > 0
     assert bpy.ops.nnviz.toggle_layer(stage=1) == {"FINISHED"}
     assert util.find("objects", name, maps.role(1)).hide_render
     assert bpy.ops.nnviz.set_lod(stage=1, lod="neurons") == {"FINISHED"}

@@ -50,9 +50,27 @@ def face_centres(name, k):
     return out.reshape(-1, 3)
 
 
-@pytest.mark.parametrize("layout", ["3d", "flat"])
-def test_maps_and_slabs_show_the_forward_pass(cnn, graph, layout):
-    name = network.build_network(cnn, "cnn", edges="none", layout=layout, lod=LODS)
+def drawn_values(graph, k: int, signed: bool) -> set[str]:
+    """What the faces of stage k carry (maps.OPTIONAL): the value the colour shows, an input's
+    raw values, the output's level."""
+    stage = graph.stages[k]
+    extra = {"act"} if stage.kind == "input" else set()
+    return (
+        {"signed" if signed else "level"}
+        | extra
+        | ({"level"} if k == len(graph.stages) - 1 else set())
+    )
+
+
+@pytest.mark.parametrize("layout, colormap", [("3d", None), ("flat", "diverging")])
+def test_maps_and_slabs_show_the_forward_pass(cnn, graph, layout, colormap):
+    from nnviz_blender.scene import materials
+
+    name = network.build_network(
+        cnn, "cnn", edges="none", layout=layout, lod=LODS, colormap=colormap
+    )
+    _, signed = materials.node_colormap(materials.get_theme("dark"), colormap)
+    assert signed == (colormap == "diverging")
     lods = Network(name).stage_lods()
     assert lods == [LODS.get(s.name, "neurons") for s in graph.stages]
     positions = Network(name).positions()
@@ -69,7 +87,8 @@ def test_maps_and_slabs_show_the_forward_pass(cnn, graph, layout):
                 continue
             if lods[k] == "maps":  # one face per neuron, in node order, its exact values
                 assert np.array_equal(got["node"], np.arange(stage.start, stage.stop))
-                for attr in ("act", "level", "signed"):
+                assert set(got) - {"node"} == drawn_values(graph, k, signed)
+                for attr in drawn_values(graph, k, signed):
                     assert np.array_equal(got[attr], getattr(shown, attr)[got["node"]]), attr
                 if seed == 0:  # quads centred on the neurons (where edges end)
                     np.testing.assert_allclose(
@@ -79,7 +98,8 @@ def test_maps_and_slabs_show_the_forward_pass(cnn, graph, layout):
                 member = blocks[stage.start : stage.stop]
                 n_blocks = len(np.unique(member))
                 assert len(got["node"]) == 6 * n_blocks
-                for attr in ("act", "level", "signed"):
+                assert set(got) - {"node"} == drawn_values(graph, k, signed)
+                for attr in drawn_values(graph, k, signed):
                     v = getattr(shown, attr)[stage.start : stage.stop]
                     mean = np.bincount(member - member[0], v) / np.bincount(member - member[0])
                     np.testing.assert_allclose(got[attr], np.repeat(mean, 6), atol=1e-6)
@@ -147,8 +167,9 @@ def test_baked_values_reach_the_maps(cnn, graph):
     conv1 = graph.stage_named("conv1")
     for k in range(2):
         bpy.context.scene.frame_set(int(s.hold_frames(k)[0]))
-        got = maps.read_values(name, 1)
-        assert np.array_equal(got["act"], kv[k][conv1.start : conv1.stop])
+        got = maps.read_values(name, 1)  # the baked level, as live drawing shows it
+        shown = core_values.display(core_values.groups(graph, "map"), kv[k])
+        assert np.array_equal(got["level"], shown.level[conv1.start : conv1.stop])
         assert np.array_equal(bake.read_values(name)["act"], kv[k])
 
 
@@ -265,7 +286,8 @@ def test_workbench_colours_keep_every_node_index(cnn, graph):
     cubes = util.find("objects", name, "nodes").evaluated_get(depsgraph).data
     assert len(cubes.polygons) > 0  # the instances realized as a mesh, beside the points
     conv1 = graph.stage_named("conv1")
-    assert np.array_equal(maps.read_values(name, 1)["act"], values[conv1.start : conv1.stop])
+    shown = core_values.display(core_values.groups(graph, "map"), values)
+    assert np.array_equal(maps.read_values(name, 1)["level"], shown.level[conv1.start : conv1.stop])
     pick = core_graph.select_edges(graph, "topk", 2)
     gain = edges.stage_gains(graph)[graph.node_stage[graph.dst]][pick]
     expected = graph.weight[pick] * values[graph.src[pick]] * gain

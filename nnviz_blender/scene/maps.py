@@ -35,6 +35,12 @@ from . import nodes as scene_nodes
 from .handle import Network, NetworkError
 
 MODIFIER = "NNViz Maps"
+# Values the faces carry besides the one their colour shows (`level`, or `signed` for diverging
+# colour maps), each only where its modifier input is on: an input stage's raw `act` (a colour
+# image's pixels, materials._rgb_input) and the output stage's `level` (the winner's glow).
+# Sampling and storing a value costs about as much as drawing it (ResNet-18: 30 map objects,
+# 293k faces, 6 of 23 ms of an update for two unused values).
+OPTIONAL = {"act": "Act", "level": "Level"}
 PALETTE = materials.PALETTE_SIZE
 SLAB_DEPTH = 0.9  # thickness of a slab, in pitches (a node cube's size)
 _KEY = 1 << 20  # grid coordinates are offset by this in the vertex keys (|coordinate| < 2^20)
@@ -136,19 +142,32 @@ def build_tree(network: str, slab: bool, signed: bool):
     trees.add_socket(tree, "Nodes", "NodeSocketObject")
     if slab:
         trees.add_socket(tree, "Stage", "NodeSocketInt", default=0, min_value=0)
+    for name in OPTIONAL:
+        trees.add_socket(tree, OPTIONAL[name], "NodeSocketBool", default=False)
     trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
     gin = trees.node(tree, "NodeGroupInput", -900, 0)
     node = trees.named(tree, "node", "INT", -700, -300)
     geometry = gin.outputs["Geometry"]
     nodes_geometry = trees.node_points(tree, gin.outputs["Nodes"], -1900, 500)
     means = _block_means(tree, gin, nodes_geometry) if slab else None
+    shown_name = "signed" if signed else "level"
     for i, name in enumerate(scene_nodes.VALUE_ATTRS):
+        if name != shown_name and name not in OPTIONAL:
+            continue  # nothing draws it
         if means is not None:
             value = means[i]
         else:
             field = trees.named(tree, name, "FLOAT", -700, -250 * i)
             value = trees.sample(tree, nodes_geometry, field, node, "FLOAT", -500, -250 * i)
-        geometry = trees.store(tree, geometry, name, value, "FLOAT", "FACE", -100 + 200 * i, 0)
+        x = -100 + 300 * i
+        stored = trees.store(tree, geometry, name, value, "FLOAT", "FACE", x, 0)
+        if name != shown_name:  # only where the stage's modifier asks for it
+            switch = trees.node(tree, "GeometryNodeSwitch", x + 150, 150, input_type="GEOMETRY")
+            trees.link(tree, gin.outputs[OPTIONAL[name]], switch.inputs["Switch"])
+            trees.link(tree, geometry, switch.inputs["False"])
+            trees.link(tree, stored, switch.inputs["True"])
+            stored = switch.outputs[0]
+        geometry = stored
     k = PALETTE
     shown = trees.named(tree, "signed" if signed else "level", "FLOAT", 300, -300)
     scale = trees.node(tree, "ShaderNodeMapRange", 450, -300, clamp=True)
@@ -243,11 +262,11 @@ def _build_stage(network: str, collection, graph, k: int, lod: str, positions, l
     attributes.write(mesh, "local", first, "INT", "FACE")
     attributes.write(mesh, "stage", np.full(len(faces), k), "INT", "FACE")
     attributes.write(mesh, "map", graph.node_map[node], "INT", "FACE")
-    zeros = np.zeros(len(faces), np.float32)
-    for attr in scene_nodes.VALUE_ATTRS:  # replaced by the modifier; here for the original mesh
-        attributes.write(mesh, attr, zeros, "FLOAT", "FACE")
     net = Network(network)
     cmap, signed = materials.node_colormap(materials.get_theme(net.theme), net.colormap or None)
+    # the value the colour shows, replaced by the modifier; here for the original mesh
+    zeros = np.zeros(len(faces), np.float32)
+    attributes.write(mesh, "signed" if signed else "level", zeros, "FLOAT", "FACE")
     for mat in palette(network, materials.COLORMAPS[cmap]):
         mesh.materials.append(mat)
     obj = util.tag(bpy.data.objects.new(name, mesh), network, role(k))
@@ -258,6 +277,9 @@ def _build_stage(network: str, collection, graph, k: int, lod: str, positions, l
     trees.set_modifier_input(mod, "Nodes", nodes)
     if lod == "slab":
         trees.set_modifier_input(mod, "Stage", k)
+    if trees.has_input(mod, "Act"):
+        trees.set_modifier_input(mod, "Act", stage.kind == "input")
+        trees.set_modifier_input(mod, "Level", k == len(graph.stages) - 1)
     obj.matrix_world = nodes.matrix_world.copy()
     return obj
 
@@ -308,12 +330,13 @@ def set_lods(network: str, lods: Sequence[str]) -> list[str]:
 
 
 def read_values(network: str, stage: int, depsgraph=None) -> dict[str, np.ndarray]:
-    """The evaluated FACE values (`node`, `act`, `level`, `signed`) of a stage's maps or slab
-    object, for checks and tests (empty when the stage shows neurons)."""
+    """The evaluated FACE values of a stage's maps or slab object, for checks and tests: `node`
+    and those of `act`, `level`, `signed` it carries (OPTIONAL); empty when the stage shows
+    neurons."""
     obj = util.find("objects", network, role(stage))
     if obj is None:
         return {}
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     data = obj.evaluated_get(depsgraph).data
     names = ("node", *scene_nodes.VALUE_ATTRS)
-    return {name: attributes.read(data, name) for name in names}
+    return {name: attributes.read(data, name) for name in names if name in data.attributes}
