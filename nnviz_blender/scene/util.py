@@ -59,8 +59,15 @@ def owned(network: str) -> list[tuple[str, object]]:
 
 
 def find(kind: str, network: str, role: str):
-    """The data-block of `kind` owned by `network` with `role`, or None."""
-    for block in getattr(bpy.data, kind):
+    """The data-block of `kind` owned by `network` with `role`, or None.
+
+    Blocks are made with the name "<network> <role>" (see tag's callers), so that name is
+    asked first (a hash lookup); a renamed or clashing block is still found by the scan."""
+    blocks = getattr(bpy.data, kind)
+    block = blocks.get(f"{network} {role}")
+    if block is not None and block.get(TAG) == network and block.get(ROLE) == role:
+        return block
+    for block in blocks:
         if block.get(TAG) == network and block.get(ROLE) == role:
             return block
     return None
