@@ -17,7 +17,6 @@ import bpy
 import numpy as np
 
 from .. import live
-from ..core import values as vals
 from ..core.errors import NNVizError
 from ..core.graph import build_graph
 from ..core.preprocess import prepare
@@ -222,8 +221,7 @@ def bake_recording(
     model = live.network_model(network)
     graph = build_graph(model)
     xs = [inputs[i] for i in kept]
-    values = vals.key_values(model, graph, xs)
-    glow = scene_network.key_bundle_glow(network, model, xs)
+    values, glow = scene_network.key_states(network, model, graph, xs)
     info = anim_bake.bake(
         network, graph, values, schedule, wave=wave, scene=scene, bundle_glow=glow
     )

@@ -20,6 +20,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from .options import (
     add_scene_options,
     build_scene,
@@ -134,7 +136,6 @@ def run(args: argparse.Namespace) -> int:
     from ..animation import bake, camera, output, passes, schedule, sequence
     from ..core.graph import build_graph
     from ..core.modelfile import load_model
-    from ..core.values import key_values
     from ..paths import shipped_model
     from ..scene import legend, network
     from ..scene.handle import Network
@@ -155,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
         first, last = schedule.parse_frames(args.frames, (sched.frame_start, sched.frame_end))
     graph = build_graph(model)
     t = time.perf_counter()
-    values = key_values(model, graph, xs)
+    name = build_scene(model, args, np.zeros(graph.node_count, np.float32))
+    values, glow = network.key_states(name, model, graph, xs)  # one forward pass per key
+    network.apply_values(name, values[-1], None if glow is None else glow[-1])
     probs = values[:, graph.stages[-1].start :]
     finished = sequence.last_of_each(len(images), len(xs))
     seen = ", ".join(
@@ -167,7 +170,6 @@ def run(args: argparse.Namespace) -> int:
         f"({sched.frame_count / args.fps:.1f}s); predictions {seen}"
     )
 
-    name = build_scene(model, args, values[-1])
     scene = bpy.context.scene
     edges_obj = Network(name).edges
     if args.legend or args.bars:
@@ -177,7 +179,6 @@ def run(args: argparse.Namespace) -> int:
         f"{len(edges_obj.data.curves) if edges_obj else 0:,} edges ({time.perf_counter() - t:.1f}s)"
     )
 
-    glow = network.key_bundle_glow(name, model, xs)
     wave = 0.7 if args.wave else 0.0
     info = bake.bake(name, graph, values, sched, wave=wave, scene=scene, bundle_glow=glow)
     say(f"baked {info.keys} key states ({info.table_bytes / 1e6:.1f} MB) in {info.seconds:.2f}s")

@@ -210,17 +210,23 @@ def show(graph: Graph, acts: list[np.ndarray], per: str = "map") -> Display:
     return display(groups(graph, per), node_values(graph, acts))
 
 
-def key_values(model: Model, graph: Graph, inputs) -> np.ndarray:
+def key_values(model: Model, graph: Graph, inputs, each=None) -> np.ndarray:
     """Node values (K, N) of K network inputs, each run on its own exactly as live drawing runs
     it (a batched forward pass may differ in the last bit: matrix products sum in another order),
     so a held frame equals the live view of that input bit for bit; an input without ink shows
-    the idle state, all zeros, as live drawing does."""
-    rows = [
-        np.zeros(graph.node_count, np.float32)
-        if is_blank(x)
-        else node_values(graph, forward(model, np.asarray(x, np.float32)))
-        for x in inputs
-    ]
+    the idle state, all zeros, as live drawing does. `each(k, activations)`, if given, also
+    sees forward()'s list of every input k with ink, so one pass serves what else a key needs
+    (scene.network.key_states: the bundles' glow)."""
+    rows = []
+    for k, x in enumerate(inputs):
+        x = np.asarray(x, np.float32)
+        if is_blank(x):
+            rows.append(np.zeros(graph.node_count, np.float32))
+            continue
+        acts = forward(model, x)
+        if each is not None:
+            each(k, acts)
+        rows.append(node_values(graph, acts))
     if not rows:
         raise ValueError("no inputs")
     return np.stack(rows).astype(np.float32)

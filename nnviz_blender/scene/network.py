@@ -23,7 +23,7 @@ from ..core import lod as core_lod
 from ..core import values as core_values
 from ..core.forward import forward
 from ..core.modelfile import Model, ModelError
-from ..core.preprocess import input_stats, is_blank
+from ..core.preprocess import input_stats
 from . import bundles as scene_bundles
 from . import edges as scene_edges
 from . import labels as scene_labels
@@ -406,19 +406,21 @@ def apply_activations(name: str, model: Model, acts: list[np.ndarray]) -> None:
     apply_values(name, values, _bundle_glow(name, model, acts))
 
 
-def key_bundle_glow(name: str, model: Model, inputs) -> np.ndarray | None:
-    """The shown glow of the network's bundles (K, bundles) for K network inputs, as live
-    drawing would show each (blank inputs: 0), or None for a network without bundles: what a
-    bake stores (animation.bake)."""
+def key_states(name: str, model: Model, graph, inputs) -> tuple[np.ndarray, np.ndarray | None]:
+    """What a bake stores (animation.bake) for K network inputs, each shown as live drawing
+    would show it, from one forward pass each: node values (K, N) (core.values.key_values) and
+    the shown glow of the network's bundles (K, bundles; blank inputs 0), or None for a network
+    without bundles."""
     obj = util.find("objects", name, scene_bundles.ROLE)
     if obj is None or not _cache(name).bundled:
-        return None
-    rows = []
-    for x in inputs:
-        x = np.asarray(x, np.float32)
-        glow = None if is_blank(x) else _bundle_glow(name, model, forward(model, x))
-        rows.append(np.zeros(len(obj.data.curves), np.float32) if glow is None else glow)
-    return np.stack(rows)
+        return core_values.key_values(model, graph, inputs), None
+    inputs = list(inputs)
+    glow = np.zeros((len(inputs), len(obj.data.curves)), np.float32)
+
+    def bundle_row(k: int, acts: list[np.ndarray]) -> None:
+        glow[k] = _bundle_glow(name, model, acts)
+
+    return core_values.key_values(model, graph, inputs, bundle_row), glow
 
 
 def show_input(name: str, model: Model, x: np.ndarray) -> list[np.ndarray]:

@@ -23,7 +23,6 @@ from ..animation import bake as anim_bake
 from ..animation import camera as anim_camera
 from ..animation import output, record, sequence
 from ..animation import schedule as anim_schedule
-from ..core.values import key_values
 from ..scene import legend, network, studio, util
 from ..scene.handle import Network
 from . import ops, state
@@ -180,8 +179,7 @@ def bake_inputs(name: str, spec: str, s: NNVizAnimSettings, scene) -> anim_bake.
         model, sequence.parse_inputs(spec), s.draw, fps, s.hold, s.transition
     )
     graph = state.graph(name, model)
-    values = key_values(model, graph, xs)
-    glow = network.key_bundle_glow(name, model, xs)
+    values, glow = network.key_states(name, model, graph, xs)
     wave = 0.7 if s.wave else 0.0
     info = anim_bake.bake(name, graph, values, sched, wave=wave, scene=scene, bundle_glow=glow)
     anim_bake.set_enabled(name, True)
