@@ -139,11 +139,11 @@ def _winograd_conv(x: np.ndarray, weight: np.ndarray, pads) -> np.ndarray:
     top, left, bottom, right = pads
     ho, wo = h + top + bottom - 2, w + left + right - 2
     th, tw = -(-ho // 2), -(-wo // 2)  # 2x2 output tiles, each read from a 4x4 input tile
-    xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2), np.float32)
-    xp[:, :, top : top + h, left : left + w] = x
+    xp = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), np.float32)  # channels last: every sum
+    xp[:, top : top + h, left : left + w] = x.transpose(0, 2, 3, 1)  # runs along C at once
     s0, s1, s2, s3 = xp.strides
     d = np.lib.stride_tricks.as_strided(
-        xp, (4, 4, n, c, th, tw), (s2, s3, s0, s1, 2 * s2, 2 * s3), writeable=False
+        xp, (4, 4, n, th, tw, c), (s1, s2, s0, 2 * s1, 2 * s2, s3), writeable=False
     )
     t = np.empty(d.shape, np.float32)  # B^T d B: rows, then columns
     np.subtract(d[0], d[2], out=t[0])
@@ -156,7 +156,7 @@ def _winograd_conv(x: np.ndarray, weight: np.ndarray, pads) -> np.ndarray:
     np.subtract(t[:, 2], t[:, 1], out=v[:, 2])
     np.subtract(t[:, 1], t[:, 3], out=v[:, 3])
     u = _derived(weight, "winograd", _winograd_transformed)
-    v = v.reshape(16, n, c, th * tw)
+    v = v.reshape(16, n, th * tw, c).transpose(0, 1, 3, 2)  # (16, N, C, tiles)
     m = np.matmul(u, v[:, 0]) if n == 1 else np.matmul(u[:, None], v)
     m = m.reshape(4, 4, n, -1, th, tw)
     r0, r1 = m[0] + m[1] + m[2], m[1] - m[2] - m[3]  # A^T m A: rows, then columns
@@ -230,6 +230,13 @@ def _whole_input_conv(x: np.ndarray, weight: np.ndarray, stride, pads) -> np.nda
     return y
 
 
+def _plus_bias(y: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """A freshly made (N, O, H, W) with a per-channel bias added in place."""
+    if bias is not None:
+        y += bias[:, None, None]
+    return y
+
+
 def conv2d(
     x: np.ndarray,
     weight: np.ndarray,
@@ -259,8 +266,7 @@ def conv2d(
         and _covers_input(h, kh, stride[0], pads[0], pads[2])
         and _covers_input(w, kw, stride[1], pads[1], pads[3])
     ):
-        y = _whole_input_conv(x, weight, stride, pads)
-        return y + bias[:, None, None] if bias is not None else y
+        return _plus_bias(_whole_input_conv(x, weight, stride, pads), bias)
     if (
         (kh, kw) == (3, 3)
         and stride == dilation == (1, 1)
@@ -268,8 +274,7 @@ def conv2d(
         and c >= _WINOGRAD_MIN_CHANNELS
         and min(x.shape[2] + pads[0] + pads[2], x.shape[3] + pads[1] + pads[3]) >= 10
     ):
-        y = _winograd_conv(x, weight, pads)
-        return y + bias[:, None, None] if bias is not None else y
+        return _plus_bias(_winograd_conv(x, weight, pads), bias)
     windows = _im2col(x, (kh, kw), stride, pads, dilation)
     if few:
         cols = windows.transpose(0, 4, 5, 1, 2, 3).reshape(n * ho * wo, c * kh * kw)
@@ -315,6 +320,12 @@ def avgpool2d(x: np.ndarray, kernel_size, stride, padding, count_include_pad=Tru
     return out
 
 
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0); against an array of zeros, which NumPy 1.26 runs several times faster than
+    against the scalar on large arrays."""
+    return np.maximum(x, np.zeros_like(x) if x.size >= 4096 else np.float32(0.0))
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -339,7 +350,7 @@ def _per_channel(a: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 _PLAIN: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda x: np.maximum(x, 0.0),
+    "relu": relu,
     "tanh": np.tanh,
     "sigmoid": sigmoid,
     "softmax": softmax,
