@@ -115,7 +115,7 @@ def _im2col(x: np.ndarray, k, s, pads, dilation) -> np.ndarray:
 # Winograd F(2x2, 3x3): a 3x3 stride-1 conv as 16 products per 4x4 input tile instead of 36
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 _WINOGRAD_MIN_CHANNELS = 48  # below, or on maps under 8x8, im2col is as fast or faster
-_DERIVED: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}  # (id(weight), kind) ->
+_DERIVED: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}  # -> (weight, derived)
 
 
 def _derived(weight: np.ndarray, kind: str, make: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
