@@ -341,3 +341,22 @@ def test_conv_with_few_output_columns_matches_torch(case):
     groups = fw.conv2d(x[:, :2], weight[:4, :1], bias[:4], s, pads, d, groups=2)  # not this path
     want = conv_reference(x[:, :2], weight[:4, :1], s, pads, d, 2) + bias[:4, None, None]
     np.testing.assert_allclose(groups, want, atol=2e-6 * np.abs(want).max())
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, pads",
+    [
+        ((3, 3), (2, 2), (1, 1)),
+        ((2, 2), (2, 2), (0, 0)),
+        ((3, 2), (1, 3), (1, 0)),
+        ((1, 3), (2, 1), (0, 1)),
+    ],
+)
+def test_maxpool_matches_torch_whatever_kernel_stride_and_padding(kernel, stride, pads):
+    from nnviz_blender.core.forward import maxpool2d
+
+    x = np.random.default_rng(3).standard_normal((2, 3, 9, 11)).astype(np.float32)
+    got = maxpool2d(x, kernel, stride, pads)
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, pads).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
