@@ -360,3 +360,22 @@ def test_maxpool_matches_torch_whatever_kernel_stride_and_padding(kernel, stride
     want = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, pads).numpy()
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "c, o, h, w, pads",
+    [(32, 64, 26, 26, (0, 0, 0, 0)), (24, 16, 17, 20, (1, 1, 1, 1)), (48, 5, 8, 9, (1, 0, 1, 2))],
+)
+def test_conv_by_winograd_on_fewer_channels_and_larger_maps_matches_torch(c, o, h, w, pads):
+    """The PyTorch example's second conv (32 -> 64 on 26x26) and its like run by Winograd."""
+    from nnviz_blender.core import forward as fw
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    weight = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(c * 9)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    want = conv_reference(x, weight, (1, 1), pads) + bias[:, None, None]
+    assert fw._winograd_pays(c, o, *want.shape[2:])
+    got = fw.conv2d(x, weight, bias, (1, 1), pads)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=2e-6 * np.abs(want).max())

@@ -114,7 +114,16 @@ def _im2col(x: np.ndarray, k, s, pads, dilation) -> np.ndarray:
 
 # Winograd F(2x2, 3x3): a 3x3 stride-1 conv as 16 products per 4x4 input tile instead of 36
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-_WINOGRAD_MIN_CHANNELS = 48  # below, or on maps under 8x8, im2col is as fast or faster
+
+
+def _winograd_pays(c: int, o: int, ho: int, wo: int) -> bool:
+    """Whether Winograd beats im2col on a 3x3 stride-1 conv of C -> O channels with (H', W')
+    outputs (measured single-threaded): from 48 input channels on maps of 8x8 or more, from 24
+    (and 16 outputs) on maps of 16x16 or more, where its transforms are paid for."""
+    side = min(ho, wo)
+    return (c >= 48 and side >= 8) or (c >= 24 and o >= 16 and side >= 16)
+
+
 _DERIVED: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}  # -> (weight, derived)
 
 
@@ -253,7 +262,7 @@ def conv2d(
     groups: int = 1,
 ) -> np.ndarray:
     """Cross-correlation as PyTorch's Conv2d: im2col (one slice copy per tap), then one matmul;
-    a 3x3 stride-1 conv of many channels on maps of 8x8 or more by Winograd F(2x2, 3x3); with
+    a 3x3 stride-1 conv of enough channels on a large enough map by Winograd F(2x2, 3x3); with
     only a few output columns (batch x positions) matrix-vector products instead of the matmul,
     and on a map within the kernel's reach the whole-input path (no products with padding).
 
@@ -277,8 +286,7 @@ def conv2d(
         (kh, kw) == (3, 3)
         and stride == dilation == (1, 1)
         and groups == 1
-        and c >= _WINOGRAD_MIN_CHANNELS
-        and min(x.shape[2] + pads[0] + pads[2], x.shape[3] + pads[1] + pads[3]) >= 10
+        and _winograd_pays(c, o, ho, wo)
     ):
         return _plus_bias(_winograd_conv(x, weight, pads), bias)
     windows = _im2col(x, (kh, kw), stride, pads, dilation)
