@@ -364,16 +364,10 @@ def test_maxpool_matches_torch_whatever_kernel_stride_and_padding(kernel, stride
 
 @pytest.mark.parametrize(
     "c, o, h, w, pads",
-    [
-        (32, 64, 26, 26, (0, 0, 0, 0)),
-        (24, 16, 17, 20, (1, 1, 1, 1)),
-        (48, 5, 8, 9, (1, 0, 1, 2)),
-        (128, 20, 7, 6, (1, 1, 1, 1)),
-    ],
+    [(32, 64, 26, 26, (0, 0, 0, 0)), (24, 16, 17, 20, (1, 1, 1, 1)), (48, 5, 8, 9, (1, 0, 1, 2))],
 )
 def test_conv_by_winograd_on_fewer_channels_and_larger_maps_matches_torch(c, o, h, w, pads):
-    """The PyTorch example's second conv (32 -> 64 on 26x26), ResNet-18's last stage at 224x224
-    (512 channels on 7x7) and their like run by Winograd."""
+    """The PyTorch example's second conv (32 -> 64 on 26x26) and its like run by Winograd."""
     from nnviz_blender.core import forward as fw
 
     rng = np.random.default_rng(4)
