@@ -112,8 +112,8 @@ def _im2col(x: np.ndarray, k, s, pads, dilation) -> np.ndarray:
     return cols
 
 
-# Winograd F(2x2, 3x3): a 3x3 stride-1 conv as 16 products per 4x4 input tile instead of 36
-_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+# Winograd F(2x2, 3x3): a 3x3 stride-1 conv as 16 products per 4x4 input tile instead of 36;
+# G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]] transforms the filters
 
 
 def _winograd_pays(c: int, o: int, ho: int, wo: int) -> bool:
@@ -139,10 +139,23 @@ def _derived(weight: np.ndarray, kind: str, make: Callable[[np.ndarray], np.ndar
 
 
 def _winograd_transformed(weight: np.ndarray) -> np.ndarray:
-    """G g G^T of every 3x3 filter -> (16, O, C) float32."""
-    t = np.tensordot(_G, weight.astype(np.float64), axes=(1, 2))  # (4, O, C, 3)
-    u = np.tensordot(t, _G, axes=(3, 1)).transpose(0, 3, 1, 2)  # (4, 4, O, C)
-    return np.ascontiguousarray(u.reshape(16, *weight.shape[:2]), dtype=np.float32)
+    """G g G^T of every 3x3 filter -> (16, O, C) float32, summed in float64 on whole (O, C)
+    planes (a first forward computes this for every Winograd layer)."""
+    o, c = weight.shape[:2]
+    g = weight.transpose(2, 3, 0, 1).astype(np.float64)  # (3, 3, O, C)
+    t = np.empty((4, 3, o, c))  # G g: rows
+    t[0], t[3] = g[0], g[2]
+    np.add(g[0], g[2], out=t[1])
+    np.subtract(t[1], g[1], out=t[2])
+    t[1] += g[1]
+    t[1:3] *= 0.5
+    u = np.empty((4, 4, o, c))  # (G g) G^T: columns
+    u[:, 0], u[:, 3] = t[:, 0], t[:, 2]
+    np.add(t[:, 0], t[:, 2], out=u[:, 1])
+    np.subtract(u[:, 1], t[:, 1], out=u[:, 2])
+    u[:, 1] += t[:, 1]
+    u[:, 1:3] *= 0.5
+    return u.reshape(16, o, c).astype(np.float32)
 
 
 def _channels_last(weight: np.ndarray) -> np.ndarray:
