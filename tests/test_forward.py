@@ -255,3 +255,127 @@ def test_winograd_equals_im2col_with_any_padding_and_batch():
         cols = fw._im2col(x, (3, 3), (1, 1), pads, (1, 1)).astype(np.float64)
         want = np.matmul(weight.reshape(o, -1), cols.reshape(n, c * 9, -1)).reshape(got.shape)
         np.testing.assert_allclose(got, want, atol=2e-6 * np.abs(want).max())
+
+
+def conv_reference(x, weight, stride, pads, dilation=(1, 1), groups=1):
+    """PyTorch's conv2d in float64 on explicitly zero-padded input ((top, left, bottom, right))."""
+    top, left, bottom, right = pads
+    t = torch.nn.functional.pad(torch.from_numpy(x).double(), (left, right, top, bottom))
+    w = torch.from_numpy(weight).double()
+    return torch.nn.functional.conv2d(t, w, None, stride, 0, dilation, groups).numpy()
+
+
+def test_few_columns_equals_one_matmul_whatever_the_row_count():
+    from nnviz_blender.core import forward as fw
+
+    rng = np.random.default_rng(0)
+    for o in (1, 5, fw._GEMV_ROWS, fw._GEMV_ROWS + 1, 3 * fw._GEMV_ROWS + 7):
+        for n in range(1, fw._GEMV_MAX_COLUMNS + 1):
+            k = int(rng.integers(1, 300))
+            a = rng.standard_normal((o, k)).astype(np.float32)
+            xt = rng.standard_normal((n, k)).astype(np.float32)
+            want = a.astype(np.float64) @ xt.T.astype(np.float64)
+            got = fw._few_columns(a, xt)
+            assert got.shape == (o, n) and got.dtype == np.float32
+            np.testing.assert_allclose(got, want, atol=2e-6 * np.abs(want).max())
+
+
+# (batch, channels in, out, height, width, kernel, stride, (top, left, bottom, right)): maps no
+# bigger than the kernel, so every output's window holds the whole input (ResNet's last stage)
+WHOLE_INPUT_CASES = [
+    (1, 64, 70, 2, 2, (3, 3), (1, 1), (1, 1, 1, 1)),
+    (2, 9, 33, 2, 3, (3, 3), (1, 1), (1, 0, 1, 0)),
+    (3, 5, 4, 1, 1, (3, 3), (1, 1), (1, 1, 1, 1)),
+    (1, 7, 6, 3, 2, (5, 3), (2, 1), (2, 1, 2, 1)),
+    (1, 6, 3, 2, 2, (3, 4), (1, 1), (1, 2, 0, 0)),
+    (6, 4, 40, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0)),
+]
+
+
+@pytest.mark.parametrize("case", WHOLE_INPUT_CASES)
+def test_conv_on_a_map_no_bigger_than_the_kernel_matches_torch(case):
+    from nnviz_blender.core import forward as fw
+
+    n, c, o, h, w, k, s, pads = case
+    assert fw._covers_input(h, k[0], s[0], pads[0], pads[2])
+    assert fw._covers_input(w, k[1], s[1], pads[1], pads[3])
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = (rng.standard_normal((o, c, *k)) / np.sqrt(c * k[0] * k[1])).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    want = conv_reference(x, weight, s, pads) + bias[:, None, None]
+    assert n * want.shape[2] * want.shape[3] <= fw._GEMV_MAX_COLUMNS
+    got = fw._whole_input_conv(x, weight, s, pads) + bias[:, None, None]
+    np.testing.assert_allclose(got, want, atol=2e-6 * np.abs(want).max())
+    got = fw.conv2d(x, weight, bias, s, pads)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=2e-6 * np.abs(want).max())
+    got = fw.conv2d(x, weight, bias, s, pads)  # again: the channels-last weight from the cache
+    np.testing.assert_allclose(got, want, atol=2e-6 * np.abs(want).max())
+
+
+# few output columns, but some windows miss part of the input: im2col, then _few_columns
+FEW_COLUMNS_CASES = [
+    (1, 40, 70, 4, 4, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+    (2, 12, 9, 5, 3, (3, 3), (3, 2), (0, 0, 0, 0), (1, 1)),
+    (1, 30, 33, 4, 4, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1)),
+    (3, 6, 5, 5, 5, (3, 3), (1, 1), (0, 0, 0, 0), (2, 2)),
+    (1, 2, 8, 7, 7, (5, 5), (3, 3), (1, 2, 0, 1), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("case", FEW_COLUMNS_CASES)
+def test_conv_with_few_output_columns_matches_torch(case):
+    from nnviz_blender.core import forward as fw
+
+    n, c, o, h, w, k, s, pads, d = case
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = (rng.standard_normal((o, c, *k)) / np.sqrt(c * k[0] * k[1])).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    want = conv_reference(x, weight, s, pads, d) + bias[:, None, None]
+    assert n * want.shape[2] * want.shape[3] <= fw._GEMV_MAX_COLUMNS
+    got = fw.conv2d(x, weight, bias, s, pads, d)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=2e-6 * np.abs(want).max())
+    groups = fw.conv2d(x[:, :2], weight[:4, :1], bias[:4], s, pads, d, groups=2)  # not this path
+    want = conv_reference(x[:, :2], weight[:4, :1], s, pads, d, 2) + bias[:4, None, None]
+    np.testing.assert_allclose(groups, want, atol=2e-6 * np.abs(want).max())
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, pads",
+    [
+        ((3, 3), (2, 2), (1, 1)),
+        ((2, 2), (2, 2), (0, 0)),
+        ((3, 2), (1, 3), (1, 0)),
+        ((1, 3), (2, 1), (0, 1)),
+    ],
+)
+def test_maxpool_matches_torch_whatever_kernel_stride_and_padding(kernel, stride, pads):
+    from nnviz_blender.core.forward import maxpool2d
+
+    x = np.random.default_rng(3).standard_normal((2, 3, 9, 11)).astype(np.float32)
+    got = maxpool2d(x, kernel, stride, pads)
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, pads).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "c, o, h, w, pads",
+    [(32, 64, 26, 26, (0, 0, 0, 0)), (24, 16, 17, 20, (1, 1, 1, 1)), (48, 5, 8, 9, (1, 0, 1, 2))],
+)
+def test_conv_by_winograd_on_fewer_channels_and_larger_maps_matches_torch(c, o, h, w, pads):
+    """The PyTorch example's second conv (32 -> 64 on 26x26) and its like run by Winograd."""
+    from nnviz_blender.core import forward as fw
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    weight = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(c * 9)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    want = conv_reference(x, weight, (1, 1), pads) + bias[:, None, None]
+    assert fw._winograd_pays(c, o, *want.shape[2:])
+    got = fw.conv2d(x, weight, bias, (1, 1), pads)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=2e-6 * np.abs(want).max())

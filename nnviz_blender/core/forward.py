@@ -63,6 +63,14 @@ def _windows(x: np.ndarray, k, s, dilation) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
 
 
+def _view(base: np.ndarray, shape, strides, offset: int = 0) -> np.ndarray:
+    """A read-only strided view of a contiguous array (`offset` and `strides` in bytes; strides
+    may be negative): what as_strided makes, without its several microseconds per call."""
+    view: np.ndarray = np.ndarray(shape, base.dtype, base, offset, strides)
+    view.flags.writeable = False
+    return view
+
+
 def _pads(padding) -> tuple[int, int, int, int]:
     """[ph, pw] or [top, left, bottom, right] -> (top, left, bottom, right)."""
     p = tuple(int(v) for v in padding)
@@ -104,23 +112,55 @@ def _im2col(x: np.ndarray, k, s, pads, dilation) -> np.ndarray:
     return cols
 
 
-# Winograd F(2x2, 3x3): a 3x3 stride-1 conv as 16 products per 4x4 input tile instead of 36
-_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-_WINOGRAD_MIN_CHANNELS = 48  # below, or on maps under 8x8, im2col is as fast or faster
-_WINOGRAD: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(weight) -> (weight, transformed)
+# Winograd F(2x2, 3x3): a 3x3 stride-1 conv as 16 products per 4x4 input tile instead of 36;
+# G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]] transforms the filters
 
 
-def _winograd_weights(weight: np.ndarray) -> np.ndarray:
-    """G g G^T of every 3x3 filter -> (16, O, C) float32, kept per weight array."""
-    hit = _WINOGRAD.get(id(weight))
+def _winograd_pays(c: int, o: int, ho: int, wo: int) -> bool:
+    """Whether Winograd beats im2col on a 3x3 stride-1 conv of C -> O channels with (H', W')
+    outputs (measured single-threaded): from 48 input channels on maps of 8x8 or more, from 24
+    (and 16 outputs) on maps of 16x16 or more, where its transforms are paid for."""
+    side = min(ho, wo)
+    return (c >= 48 and side >= 8) or (c >= 24 and o >= 16 and side >= 16)
+
+
+_DERIVED: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}  # -> (weight, derived)
+
+
+def _derived(weight: np.ndarray, kind: str, make: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """make(weight), computed once per weight array and kind (a layer's weights do not change)."""
+    key = (id(weight), kind)
+    hit = _DERIVED.get(key)
     if hit is None or hit[0] is not weight:
-        if len(_WINOGRAD) >= 256:
-            _WINOGRAD.clear()
-        t = np.tensordot(_G, weight.astype(np.float64), axes=(1, 2))  # (4, O, C, 3)
-        u = np.tensordot(t, _G, axes=(3, 1)).transpose(0, 3, 1, 2)  # (4, 4, O, C)
-        u32 = np.ascontiguousarray(u.reshape(16, *weight.shape[:2]), dtype=np.float32)
-        hit = _WINOGRAD[id(weight)] = (weight, u32)
+        if len(_DERIVED) >= 256:
+            _DERIVED.clear()
+        hit = _DERIVED[key] = (weight, make(weight))
     return hit[1]
+
+
+def _winograd_transformed(weight: np.ndarray) -> np.ndarray:
+    """G g G^T of every 3x3 filter -> (16, O, C) float32, summed in float64 on whole (O, C)
+    planes (a first forward computes this for every Winograd layer)."""
+    o, c = weight.shape[:2]
+    g = weight.transpose(2, 3, 0, 1).astype(np.float64)  # (3, 3, O, C)
+    t = np.empty((4, 3, o, c))  # G g: rows
+    t[0], t[3] = g[0], g[2]
+    np.add(g[0], g[2], out=t[1])
+    np.subtract(t[1], g[1], out=t[2])
+    t[1] += g[1]
+    t[1:3] *= 0.5
+    u = np.empty((4, 4, o, c))  # (G g) G^T: columns
+    u[:, 0], u[:, 3] = t[:, 0], t[:, 2]
+    np.add(t[:, 0], t[:, 2], out=u[:, 1])
+    np.subtract(u[:, 1], t[:, 1], out=u[:, 2])
+    u[:, 1] += t[:, 1]
+    u[:, 1:3] *= 0.5
+    return u.reshape(16, o, c).astype(np.float32)
+
+
+def _channels_last(weight: np.ndarray) -> np.ndarray:
+    """(O, C, kh, kw) -> (O, kh, kw, C): a row of taps is one run of kw*C numbers."""
+    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1))
 
 
 def _winograd_conv(x: np.ndarray, weight: np.ndarray, pads) -> np.ndarray:
@@ -129,12 +169,10 @@ def _winograd_conv(x: np.ndarray, weight: np.ndarray, pads) -> np.ndarray:
     top, left, bottom, right = pads
     ho, wo = h + top + bottom - 2, w + left + right - 2
     th, tw = -(-ho // 2), -(-wo // 2)  # 2x2 output tiles, each read from a 4x4 input tile
-    xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2), np.float32)
-    xp[:, :, top : top + h, left : left + w] = x
+    xp = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), np.float32)  # channels last: every sum
+    xp[:, top : top + h, left : left + w] = x.transpose(0, 2, 3, 1)  # runs along C at once
     s0, s1, s2, s3 = xp.strides
-    d = np.lib.stride_tricks.as_strided(
-        xp, (4, 4, n, c, th, tw), (s2, s3, s0, s1, 2 * s2, 2 * s3), writeable=False
-    )
+    d = _view(xp, (4, 4, n, th, tw, c), (s1, s2, s0, 2 * s1, 2 * s2, s3))
     t = np.empty(d.shape, np.float32)  # B^T d B: rows, then columns
     np.subtract(d[0], d[2], out=t[0])
     np.add(d[1], d[2], out=t[1])
@@ -145,8 +183,8 @@ def _winograd_conv(x: np.ndarray, weight: np.ndarray, pads) -> np.ndarray:
     np.add(t[:, 1], t[:, 2], out=v[:, 1])
     np.subtract(t[:, 2], t[:, 1], out=v[:, 2])
     np.subtract(t[:, 1], t[:, 3], out=v[:, 3])
-    u = _winograd_weights(weight)
-    v = v.reshape(16, n, c, th * tw)
+    u = _derived(weight, "winograd", _winograd_transformed)
+    v = v.reshape(16, n, th * tw, c).transpose(0, 1, 3, 2)  # (16, N, C, tiles)
     m = np.matmul(u, v[:, 0]) if n == 1 else np.matmul(u[:, None], v)
     m = m.reshape(4, 4, n, -1, th, tw)
     r0, r1 = m[0] + m[1] + m[2], m[1] - m[2] - m[3]  # A^T m A: rows, then columns
@@ -159,6 +197,74 @@ def _winograd_conv(x: np.ndarray, weight: np.ndarray, pads) -> np.ndarray:
     return y if (2 * th, 2 * tw) == (ho, wo) else np.ascontiguousarray(y[:, :, :ho, :wo])
 
 
+# A handful of output columns (images x positions, as in a ResNet's last stage on a small input):
+# OpenBLAS's gemm first copies the whole weight into its packed layout, which on a big weight
+# costs more than the arithmetic; matrix-vector products read the weight where it lies, and one
+# block of rows read for the first column is still in cache for the others.
+_GEMV_MAX_COLUMNS = 6  # from about 8 columns on, one gemm is as fast
+_GEMV_ROWS = 32  # weight rows per block
+
+
+def _row_blocks(o: int) -> list[tuple[int, int, int]]:
+    """(first row, blocks, rows per block) covering rows 0..o: whole blocks, then the rest."""
+    r = min(_GEMV_ROWS, o)
+    main = o - o % r
+    return [(0, main // r, r)] + ([(main, 1, o - main)] if main < o else [])
+
+
+def _few_columns(a: np.ndarray, xt: np.ndarray) -> np.ndarray:
+    """a (O, K) @ xt.T for a few columns xt (N, K) -> (O, N): row-blocked matrix-vector products."""
+    o, k = a.shape
+    n = xt.shape[0]
+    y = np.empty((o, n), np.float32)
+    for first, blocks, r in _row_blocks(o):
+        rows = a[first : first + blocks * r].reshape(blocks, 1, r, k)
+        part = np.matmul(rows, xt.reshape(1, n, k, 1))  # (blocks, N, r, 1)
+        y[first : first + blocks * r] = part.reshape(blocks, n, r).transpose(0, 2, 1).reshape(-1, n)
+    return y
+
+
+def _covers_input(h: int, k: int, s: int, before: int, after: int) -> bool:
+    """Along one axis, every output's window holds the whole input (a map within the kernel)."""
+    n_out = (h + before + after - k) // s + 1
+    return before >= (n_out - 1) * s and h + before <= k
+
+
+def _whole_input_conv(x: np.ndarray, weight: np.ndarray, stride, pads) -> np.ndarray:
+    """A conv (no groups or dilation) whose every window covers the whole input -> (N, O, H', W').
+
+    Output (y, x) is then a dense layer of the input: tap row top - y*sh + i, columns
+    left - x*sw .. + W, of the channels-last weight against input row i. Those rows are one
+    strided view of the weight, so the taps that read padding are never multiplied, and every
+    product is a matrix-vector one over blocks of weight rows (see _few_columns)."""
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    (sh, sw), (top, left, bottom, right) = stride, pads
+    ho, wo = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
+    flat = _derived(weight, "channels_last", _channels_last).reshape(-1)
+    xs = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(1, n, 1, 1, h, w * c, 1)
+    k, e = kh * kw * c, flat.itemsize
+    y = np.empty((n, o, ho, wo), np.float32)
+    for first, blocks, r in _row_blocks(o):
+        rows = _view(
+            flat,
+            (blocks, 1, ho, wo, h, r, w * c),
+            (r * k * e, 0, -sh * kw * c * e, -sw * c * e, kw * c * e, k * e, e),
+            (first * k + (top * kw + left) * c) * e,
+        )
+        part = np.matmul(rows, xs).sum(axis=4)  # (blocks, N, H', W', r, 1)
+        part = part.reshape(blocks, n, ho, wo, r).transpose(1, 0, 4, 2, 3)
+        y[:, first : first + blocks * r] = part.reshape(n, blocks * r, ho, wo)
+    return y
+
+
+def _plus_bias(y: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """A freshly made (N, O, H, W) with a per-channel bias added in place."""
+    if bias is not None:
+        y += bias[:, None, None]
+    return y
+
+
 def conv2d(
     x: np.ndarray,
     weight: np.ndarray,
@@ -169,25 +275,39 @@ def conv2d(
     groups: int = 1,
 ) -> np.ndarray:
     """Cross-correlation as PyTorch's Conv2d: im2col (one slice copy per tap), then one matmul;
-    a 3x3 stride-1 conv of many channels on maps of 8x8 or more by Winograd F(2x2, 3x3).
+    a 3x3 stride-1 conv of enough channels on a large enough map by Winograd F(2x2, 3x3); with
+    only a few output columns (batch x positions) matrix-vector products instead of the matmul,
+    and on a map within the kernel's reach the whole-input path (no products with padding).
 
     With groups, output channel o reads only the input channels of its group o // (O / groups).
     """
-    n, c = x.shape[:2]
+    n, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
     pads = _pads(padding)
+    stride, dilation = tuple(stride), tuple(dilation)
+    ho = (h + pads[0] + pads[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w + pads[1] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    few = groups == 1 and n * ho * wo <= _GEMV_MAX_COLUMNS
+    if (
+        few
+        and dilation == (1, 1)
+        and _covers_input(h, kh, stride[0], pads[0], pads[2])
+        and _covers_input(w, kw, stride[1], pads[1], pads[3])
+    ):
+        return _plus_bias(_whole_input_conv(x, weight, stride, pads), bias)
     if (
         (kh, kw) == (3, 3)
-        and tuple(stride) == tuple(dilation) == (1, 1)
+        and stride == dilation == (1, 1)
         and groups == 1
-        and c >= _WINOGRAD_MIN_CHANNELS
-        and min(x.shape[2] + pads[0] + pads[2], x.shape[3] + pads[1] + pads[3]) >= 10
+        and _winograd_pays(c, o, ho, wo)
     ):
-        y = _winograd_conv(x, weight, pads)
-        return y + bias[:, None, None] if bias is not None else y
-    windows = _im2col(x, (kh, kw), tuple(stride), pads, tuple(dilation))
-    ho, wo = windows.shape[4:]
-    if groups == 1:  # im2col: one copy of the windows, (c, i, j) like the weight, then one matmul
+        return _plus_bias(_winograd_conv(x, weight, pads), bias)
+    windows = _im2col(x, (kh, kw), stride, pads, dilation)
+    if few:
+        cols = windows.transpose(0, 4, 5, 1, 2, 3).reshape(n * ho * wo, c * kh * kw)
+        y = _few_columns(weight.reshape(o, c * kh * kw), cols).reshape(o, n, ho * wo)
+        y = np.ascontiguousarray(y.transpose(1, 0, 2))
+    elif groups == 1:  # im2col: one copy of the windows, (c, i, j) like the weight, then one matmul
         cols = windows.reshape(n, c * kh * kw, ho * wo)
         y = np.matmul(weight.reshape(o, c * kh * kw), cols)
     else:
@@ -200,10 +320,22 @@ def conv2d(
 
 
 def maxpool2d(x: np.ndarray, kernel_size, stride, padding) -> np.ndarray:
-    views, _ = _taps(x, tuple(kernel_size), tuple(stride), _pads(padding), -np.inf)
-    out = views[0].copy()
-    for v in views[1:]:
-        np.maximum(out, v, out=out)
+    """Max over each window: along rows first, then columns of those maxima.
+
+    The padded columns split by their index modulo the stride (one copy each), so that column
+    tap j is phase j % sw shifted by j // sw: every maximum runs over contiguous numbers, not
+    over a strided view (several times slower in NumPy)."""
+    (kh, kw), (sh, sw) = tuple(kernel_size), tuple(stride)
+    xp = _padded(x, _pads(padding), -np.inf)
+    ho, wo = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    phases = [np.ascontiguousarray(xp[..., p::sw]) for p in range(min(sw, kw))]
+    cols = phases[0][..., :wo].copy()  # (N, C, padded H, W'): the max of each row's window
+    for j in range(1, kw):
+        np.maximum(cols, phases[j % sw][..., j // sw : j // sw + wo], out=cols)
+    span = sh * (ho - 1) + 1
+    out = cols[:, :, :span:sh].copy()
+    for i in range(1, kh):
+        np.maximum(out, cols[:, :, i : i + span : sh], out=out)
     return out
 
 
@@ -225,6 +357,12 @@ def avgpool2d(x: np.ndarray, kernel_size, stride, padding, count_include_pad=Tru
     else:
         out /= pool_counts(x.shape[2:], kernel_size, stride, padding)
     return out
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0); against an array of zeros, which NumPy 1.26 runs several times faster than
+    against the scalar on large arrays."""
+    return np.maximum(x, np.zeros_like(x) if x.size >= 4096 else np.float32(0.0))
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -251,7 +389,7 @@ def _per_channel(a: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 _PLAIN: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda x: np.maximum(x, 0.0),
+    "relu": relu,
     "tanh": np.tanh,
     "sigmoid": sigmoid,
     "softmax": softmax,
