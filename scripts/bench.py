@@ -11,8 +11,8 @@ random weights, exported to ONNX here; the table says which): import_onnx_s (loa
 .onnx file), graph_forward_ms, graph_onnxruntime_ms and forward_vs_onnxruntime (our forward time /
 onnxruntime's, both single-threaded, one input; below 1 means we are faster).
 The issue-9 networks (scripts/big_models.py; --big-only for just these, --skip-big without),
-NumPy and onnxruntime both on one thread: forward_ptex_ms, onnxruntime_ptex_ms,
-forward_vs_onnxruntime_ptex, forward_r18_64_ms,
+NumPy and onnxruntime both on one thread: numpy_1t_ptex_ms, onnxruntime_ptex_ms,
+forward_vs_onnxruntime_ptex, numpy_1t_r18_64_ms,
 onnxruntime_r18_64_ms, forward_vs_onnxruntime_r18_64 (ours / theirs, run turn about),
 bundle_glow_r18_64_ms (one block per feature map), bundle_glow_r18_64_16_ms (at most 16 blocks
 per stage), graph_r18_64_s / graph_r18_224_s (build_graph + bundles, lazy).
@@ -30,7 +30,7 @@ ResNet-18 at 64x64 and 224x224 in Blender (scripts/bench_big.py, each in a fresh
 first update, tick, 1080p render and peak memory (build_r18_64_s, tick_r18_64_ms,
 render_r18_64_s, peak_rss_r18_64_gb, build_r18_224_s, peak_rss_r18_224_gb, ...).
 The classic PyTorch MNIST example with levels of detail (scripts/bench_lod.py): build_ptex_s,
-first_update_ptex_s, tick_ptex_ms, tick_forward_ptex_ms, tick_over_forward_ptex_ms.
+first_update_ptex_s, tick_ptex_ms, forward_ptex_ms, tick_over_forward_ptex_ms.
 """
 
 from __future__ import annotations
@@ -157,8 +157,9 @@ def bench_big_models(repeat: int) -> tuple[dict[str, float], str]:
 def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
     """(keys, note) of bench_big_models, measured in this (single-threaded) process.
 
-    forward_ptex_ms / onnxruntime_ptex_ms / forward_vs_onnxruntime_ptex: the PyTorch example
-    network, ours and onnxruntime's run alternately; the same for r18_64;
+    numpy_1t_ptex_ms / onnxruntime_ptex_ms / forward_vs_onnxruntime_ptex: the PyTorch example
+    network, ours and onnxruntime's run alternately; the same for r18_64 (forward_<net>_ms is
+    the forward pass in Blender's process beside its tick: bench_lod, bench_big);
     bundle_glow_r18_64_ms: every bundle's glow (core.bundles) for one input, one block per
     feature map (1.4M bundles), bundle_glow_r18_64_16_ms with 16 blocks per stage; graph_r18_64_s,
     graph_r18_224_s: build_graph (lazy: stages and counts only) and bundles()."""
@@ -184,14 +185,14 @@ def big_models_child(repeat: int) -> tuple[dict[str, float], str]:
         built = time.perf_counter() - start
         if name == "ptex":
             ours, theirs = versus_onnxruntime(ort, path, model, x, repeat)
-            out["forward_ptex_ms"], out["onnxruntime_ptex_ms"] = ours, theirs
+            out["numpy_1t_ptex_ms"], out["onnxruntime_ptex_ms"] = ours, theirs
             out["forward_vs_onnxruntime_ptex"] = ours / theirs
             continue
         out[f"graph_{name}_s"] = built
         if name != "r18_64":
             continue
         ours, theirs = versus_onnxruntime(ort, path, model, x, repeat)
-        out["forward_r18_64_ms"], out["onnxruntime_r18_64_ms"] = ours, theirs
+        out["numpy_1t_r18_64_ms"], out["onnxruntime_r18_64_ms"] = ours, theirs
         out["forward_vs_onnxruntime_r18_64"] = ours / theirs
         acts = forward(model, x)
         out["bundle_glow_r18_64_ms"] = best_ms(lambda b=blocks, a=acts: bundle_glow(b, a), few)

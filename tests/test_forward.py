@@ -242,7 +242,7 @@ def test_predict_gives_probabilities_whatever_the_model_ends_in(end):
 
 
 def test_winograd_equals_im2col_with_any_padding_and_batch():
-    from nnviz_blender.core import forward as fw
+    from nnviz_blender.core import conv as fw
 
     rng = np.random.default_rng(0)
     for _ in range(12):
@@ -266,7 +266,7 @@ def conv_reference(x, weight, stride, pads, dilation=(1, 1), groups=1):
 
 
 def test_few_columns_equals_one_matmul_whatever_the_row_count():
-    from nnviz_blender.core import forward as fw
+    from nnviz_blender.core import conv as fw
 
     rng = np.random.default_rng(0)
     for o in (1, 5, fw._GEMV_ROWS, fw._GEMV_ROWS + 1, 3 * fw._GEMV_ROWS + 7):
@@ -294,7 +294,7 @@ WHOLE_INPUT_CASES = [
 
 @pytest.mark.parametrize("case", WHOLE_INPUT_CASES)
 def test_conv_on_a_map_no_bigger_than_the_kernel_matches_torch(case):
-    from nnviz_blender.core import forward as fw
+    from nnviz_blender.core import conv as fw
 
     n, c, o, h, w, k, s, pads = case
     assert fw._covers_input(h, k[0], s[0], pads[0], pads[2])
@@ -326,7 +326,7 @@ FEW_COLUMNS_CASES = [
 
 @pytest.mark.parametrize("case", FEW_COLUMNS_CASES)
 def test_conv_with_few_output_columns_matches_torch(case):
-    from nnviz_blender.core import forward as fw
+    from nnviz_blender.core import conv as fw
 
     n, c, o, h, w, k, s, pads, d = case
     rng = np.random.default_rng(2)
@@ -353,7 +353,7 @@ def test_conv_with_few_output_columns_matches_torch(case):
     ],
 )
 def test_maxpool_matches_torch_whatever_kernel_stride_and_padding(kernel, stride, pads):
-    from nnviz_blender.core.forward import maxpool2d
+    from nnviz_blender.core.conv import maxpool2d
 
     x = np.random.default_rng(3).standard_normal((2, 3, 9, 11)).astype(np.float32)
     got = maxpool2d(x, kernel, stride, pads)
@@ -368,7 +368,7 @@ def test_maxpool_matches_torch_whatever_kernel_stride_and_padding(kernel, stride
 )
 def test_conv_by_winograd_on_fewer_channels_and_larger_maps_matches_torch(c, o, h, w, pads):
     """The PyTorch example's second conv (32 -> 64 on 26x26) and its like run by Winograd."""
-    from nnviz_blender.core import forward as fw
+    from nnviz_blender.core import conv as fw
 
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, c, h, w)).astype(np.float32)
