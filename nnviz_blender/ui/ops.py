@@ -68,8 +68,8 @@ class _Base(bpy.types.Operator):
 
 
 class NNVIZ_OT_build(_Base):
-    """Build the chosen model as geometry: a network of the same name is replaced in its place,
-    others stay and the new one goes to their right"""
+    """Build the chosen model as geometry and frame it in the 3D viewports: a network of the
+    same name is replaced in its place, others stay and the new one goes to their right"""
 
     bl_idname = "nnviz.build"
     bl_label = "Build Network"
@@ -98,10 +98,19 @@ class NNVIZ_OT_build(_Base):
             canvas_area.close(name)  # the rebuilt network has a new canvas: Start opens it
             s.network = name
             state.forget(name)
+            frame_views(context, name)
         finally:
             wm.progress_end()
         beside = f", to the right of {', '.join(others)}" if others else ""
         return f"Built {name}: {model.parameter_count:,} weights{beside}"
+
+
+def frame_views(context, name: str) -> int:
+    """Frame the network in every 3D viewport of the open windows (the user's objects stay
+    where they are); how many were framed."""
+    wm = context.window_manager
+    screens = [w.screen for w in wm.windows if w.screen is not None] if wm is not None else []
+    return sum(viewport.frame(a, name) for s in screens for a in s.areas if a.type == "VIEW_3D")
 
 
 class NNVIZ_OT_remove(_Base):
