@@ -170,3 +170,41 @@ def test_a_big_networks_connections_are_as_wide_as_its_size_asks(big_onnx):
     assert edge.max() == edge.min() != pytest.approx(radius)
     want = np.repeat(width * edge[0], points)
     np.testing.assert_allclose(attributes.read(data, "radius"), want, rtol=1e-6)
+
+
+def test_solid_colours_give_bundles_the_edge_palette_by_glow(big_onnx):
+    """Workbench and Solid with Solid Colors colour by material: each bundle of the PyTorch
+    example shows the edge palette's colour of its glow's bin, as each edge does (before,
+    every bundle showed the edge material's one viewport colour, and every edge the palette's
+    last colour: Set Material ignores its selection on curves)."""
+    from nnviz_blender.scene import materials, solid
+
+    model = load_model(big_onnx("ptex"))
+    name = network.build_network(model, "ptex", edges="topk:8")
+    x = np.random.default_rng(1).random(model.input_shape, dtype=np.float32)
+    network.apply_activations(name, model, forward(model, x))
+    edge_mat = util.find("materials", name, "edges_material")
+    k = materials.PALETTE_SIZE
+    palette = [util.find("materials", name, f"edge_palette_{i}") for i in range(k)]
+    strength = materials.get_theme("dark").edge_strength
+
+    def shown(role):
+        """The material each curve is drawn with, and the glow it carries."""
+        obj = util.find("objects", name, role)
+        data = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+        n = len(data.curves)
+        has = "material_index" in data.attributes
+        index = attributes.read(data, "material_index") if has else np.zeros(n, int)
+        return [obj.data.materials[i] for i in index], attributes.read(data, "glow")
+
+    for role in (bundles.ROLE, "edges"):
+        assert set(shown(role)[0]) == {edge_mat}  # off: renders and the viewport as before
+    solid.set_solid_colors(name, True)
+    for role in (bundles.ROLE, "edges"):
+        mats, glow = shown(role)
+        bins = np.floor((np.clip(glow * strength, -1, 1) + 1) / 2 * (k - 1e-3)).astype(int)
+        assert mats == [palette[b] for b in bins], role
+        colors = {tuple(palette[b].diffuse_color) for b in bins}  # what Workbench shows
+        assert len(colors) > 3 and tuple(edge_mat.diffuse_color) not in colors, role
+    solid.set_solid_colors(name, False)
+    assert set(shown(bundles.ROLE)[0]) == {edge_mat}

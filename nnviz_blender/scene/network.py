@@ -343,6 +343,7 @@ def build_network(
             _build_bundles(
                 name, model, graph, positions, drawn.bundled, edges_coll, radius, edge_mat
             )
+            solid.add_to_bundles(name, th)
 
     scene_labels.build(
         name,
