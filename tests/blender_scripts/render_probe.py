@@ -3,7 +3,8 @@
 The bpy module's `evaluated_depsgraph_get()` is a viewport depsgraph (Geometry Nodes' Is
 Viewport is true there); renders evaluate their own depsgraph, which Python sees only inside a
 render engine's `render()`. `render_sizes(scene, objects)` renders `scene` once with such an
-engine and returns, per object name, (curves, points) of its evaluated Curves data.
+engine and returns, per object name, (curves, points) of its evaluated Curves data;
+`render_read(scene, read)` returns what `read(depsgraph)` returns there.
 
 bpy is imported inside the function: the 4.2 wheel keeps every class it registered, and with it
 this module's globals, alive at exit (see bpy_exit).
@@ -11,18 +12,27 @@ this module's globals, alive at exit (see bpy_exit).
 
 
 def render_sizes(scene, objects: list[str]) -> dict[str, tuple[int, int]]:
+    def sizes(depsgraph):
+        found = {}
+        for name in objects:
+            data = depsgraph.objects[name].data
+            found[name] = (len(data.curves), len(data.points))
+        return found
+
+    return render_read(scene, sizes)
+
+
+def render_read(scene, read):
     import bpy
 
-    found: dict[str, tuple[int, int]] = {}
+    found = []
 
     class ProbeEngine(bpy.types.RenderEngine):
         bl_idname = "NNVIZ_RENDER_PROBE"
         bl_label = "Render probe"
 
         def render(self, depsgraph):
-            for name in objects:
-                data = depsgraph.objects[name].data
-                found[name] = (len(data.curves), len(data.points))
+            found.append(read(depsgraph))
             self.end_result(self.begin_result(0, 0, 4, 4))
 
     engine, size = scene.render.engine, (scene.render.resolution_x, scene.render.resolution_y)
@@ -45,4 +55,4 @@ def render_sizes(scene, objects: list[str]) -> dict[str, tuple[int, int]]:
             bpy.data.objects.remove(cam)
             bpy.data.cameras.remove(data)
         bpy.utils.unregister_class(ProbeEngine)
-    return found
+    return found[0]
