@@ -172,14 +172,11 @@ def test_a_big_networks_connections_are_as_wide_as_its_size_asks(big_onnx):
     np.testing.assert_allclose(attributes.read(data, "radius"), want, rtol=1e-6)
 
 
-def test_bundles_show_their_glow_in_solid_viewports_and_edges_in_workbench(big_onnx):
-    """Solid and Workbench colour by material. Each bundle of the PyTorch example takes, in
-    viewports, the shade of the edge material for its glow's bin: the same shader (Material
-    Preview unchanged), the edge palette's colour as viewport colour; renders keep the edge
-    material. Edges get the palette in Workbench renders (Solid Colors), as before but for a
-    bug: Set Material ignores its selection on curves, so every edge had its last colour."""
-    from blender_scripts.render_probe import render_read
-
+def test_solid_colours_give_bundles_the_edge_palette_by_glow(big_onnx):
+    """Workbench and Solid with Solid Colors colour by material: each bundle of the PyTorch
+    example shows the edge palette's colour of its glow's bin, as each edge does (before,
+    every bundle showed the edge material's one viewport colour, and every edge the palette's
+    last colour: Set Material ignores its selection on curves)."""
     from nnviz_blender.scene import materials, solid
 
     model = load_model(big_onnx("ptex"))
@@ -188,40 +185,26 @@ def test_bundles_show_their_glow_in_solid_viewports_and_edges_in_workbench(big_o
     network.apply_activations(name, model, forward(model, x))
     edge_mat = util.find("materials", name, "edges_material")
     k = materials.PALETTE_SIZE
-    shades = [util.find("materials", name, f"edges_material_{i}") for i in range(k)]
     palette = [util.find("materials", name, f"edge_palette_{i}") for i in range(k)]
     strength = materials.get_theme("dark").edge_strength
 
-    def drawn(role, depsgraph=None):
-        """The material each curve is drawn with, and its glow."""
+    def shown(role):
+        """The material each curve is drawn with, and the glow it carries."""
         obj = util.find("objects", name, role)
-        depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()  # a viewport's
-        data = depsgraph.objects[obj.name].data
+        data = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+        n = len(data.curves)
         has = "material_index" in data.attributes
-        index = attributes.read(data, "material_index") if has else np.zeros(len(data.curves))
-        return [obj.data.materials[int(i)].name for i in index], attributes.read(data, "glow")
+        index = attributes.read(data, "material_index") if has else np.zeros(n, int)
+        return [obj.data.materials[i] for i in index], attributes.read(data, "glow")
 
-    def bins(glow):
-        return np.floor((np.clip(glow * strength, -1, 1) + 1) / 2 * (k - 1e-3)).astype(int)
-
-    mats, glow = drawn(bundles.ROLE)
-    assert mats == [shades[b].name for b in bins(glow)]
-    assert len(set(bins(glow).tolist())) > 3  # the bundles really differ
-    colours = {tuple(shades[b].diffuse_color) for b in bins(glow)}  # what Solid shows
-    assert len(colours) > 3 and tuple(edge_mat.diffuse_color) not in colours
-    for shade in shades:  # Material Preview draws the edge material's shader
-        assert [n.bl_idname for n in shade.node_tree.nodes] == [
-            n.bl_idname for n in edge_mat.node_tree.nodes
-        ]
-    network.set_edge_fade(name, 0.2, strength=0.7)  # the shades follow the edge material
-    assert {materials.edge_look(m) for m in shades} == {materials.edge_look(edge_mat)}
-    in_render = render_read(bpy.context.scene, lambda dg: drawn(bundles.ROLE, dg)[0])
-    assert set(in_render) == {edge_mat.name}
-    assert set(drawn("edges")[0]) == {edge_mat.name}  # edges: one faint colour in viewports
-
-    solid.set_solid_colors(name, True)  # Workbench renders
-    mats, glow = drawn("edges")
-    assert mats == [palette[b].name for b in bins(glow)]
-    assert len({tuple(palette[b].diffuse_color) for b in bins(glow)}) > 3
-    mats, glow = drawn(bundles.ROLE)
-    assert mats == [shades[b].name for b in bins(glow)]
+    for role in (bundles.ROLE, "edges"):
+        assert set(shown(role)[0]) == {edge_mat}  # off: renders and the viewport as before
+    solid.set_solid_colors(name, True)
+    for role in (bundles.ROLE, "edges"):
+        mats, glow = shown(role)
+        bins = np.floor((np.clip(glow * strength, -1, 1) + 1) / 2 * (k - 1e-3)).astype(int)
+        assert mats == [palette[b] for b in bins], role
+        colors = {tuple(palette[b].diffuse_color) for b in bins}  # what Workbench shows
+        assert len(colors) > 3 and tuple(edge_mat.diffuse_color) not in colors, role
+    solid.set_solid_colors(name, False)
+    assert set(shown(bundles.ROLE)[0]) == {edge_mat}

@@ -385,14 +385,7 @@ def edge_material(network: str, theme: Theme, strength: float | None = None):
 
 
 def set_edge_look(mat, strength: float | None = None, fade: float | None = None, layered=None):
-    """Tune an edges material made by edge_material (None leaves a setting as it is), and its
-    shades (edge_shades) alike."""
-    for shade in _shades(mat):
-        _set_edge_look(shade, strength, fade, layered)
-    _set_edge_look(mat, strength, fade, layered)
-
-
-def _set_edge_look(mat, strength, fade, layered) -> None:
+    """Tune an edges material made by edge_material (None leaves a setting as it is)."""
     nodes = mat.node_tree.nodes
     if strength is not None:
         nodes["Edge Strength"].inputs[1].default_value = float(strength)
@@ -469,46 +462,14 @@ def node_palette(network: str, theme: Theme, colormap: str | None) -> list:
     )
 
 
-def _edge_palette_colors(theme: Theme) -> list[tuple[RGB, float]]:
-    """Bins of signed glow over [-1, 1]: (colour, amount) from the edge colour at -1 through
-    the background at 0 to the edge colour at +1."""
+def edge_palette(network: str, theme: Theme) -> list:
+    """Bins of signed glow over [-1, 1]: from the edge colour at -1 through the background at 0."""
     k = PALETTE_SIZE
     bg = theme.background[1] if theme.edge_blend == "add" else theme.background[0]
-    colors = []
+    colors: list[RGB] = []
     for i in range(k):
         c = -1.0 + 2.0 * (i + 0.5) / k
         edge = theme.edge_colors[1] if c > 0 else theme.edge_colors[0]
         a = min(1.0, abs(c) * 1.3)
-        colors.append((mix_rgb(bg, edge, a), a))
-    return colors
-
-
-SHADE_ALPHA = 0.1  # a glow-less shade's opacity in Solid (edge_shades); a full one is opaque
-
-
-def edge_shades(network: str, theme: Theme, edge_mat) -> list:
-    """PALETTE_SIZE copies of the edge material (the same shader: Material Preview and renders
-    look alike) whose viewport colours, what Solid and Workbench show, are the edge palette's:
-    weak glow faint and near the background, strong glow opaque in the edge colour.
-    set_edge_look tunes them with the edge material."""
-    shades = []
-    for i, (rgb, amount) in enumerate(_edge_palette_colors(theme)):
-        mat = edge_mat.copy()
-        mat.name = f"{edge_mat.name} {i:02d}"
-        util.tag(mat, network, f"edges_material_{i}")
-        mat.diffuse_color = linear(rgb, SHADE_ALPHA + (1.0 - SHADE_ALPHA) * amount)
-        shades.append(mat)
-    return shades
-
-
-def _shades(mat) -> list:
-    network = mat.get(util.TAG)
-    if network is None or mat.get(util.ROLE) != "edges_material":
-        return []
-    found = (util.find("materials", network, f"edges_material_{i}") for i in range(PALETTE_SIZE))
-    return [m for m in found if m is not None]
-
-
-def edge_palette(network: str, theme: Theme) -> list:
-    """Bins of signed glow over [-1, 1]: from the edge colour at -1 through the background at 0."""
-    return palette(network, "edge_palette", [rgb for rgb, _ in _edge_palette_colors(theme)])
+        colors.append(mix_rgb(bg, edge, a))
+    return palette(network, "edge_palette", colors)

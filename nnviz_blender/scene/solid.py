@@ -45,10 +45,10 @@ def palette_branch(tree, geometry, value, materials, lo: float, hi: float, x=0, 
     return current
 
 
-def add_solid_colors(tree, build_branch, at=None, in_viewports: bool = False) -> None:
+def add_solid_colors(tree, build_branch, at=None) -> None:
     """Insert `build_branch(tree, geometry_socket) -> socket` into the link `at` (default: the
     one into the group output), behind a "Solid Colors" switch input (off: the tree works
-    exactly as before); `in_viewports`: viewports always take the branch too."""
+    exactly as before)."""
     trees.add_socket(tree, "Solid Colors", "NodeSocketBool", default=False)
     if at is None:
         out = next(n for n in tree.nodes if n.bl_idname == "NodeGroupOutput")
@@ -63,15 +63,7 @@ def add_solid_colors(tree, build_branch, at=None, in_viewports: bool = False) ->
     to = target.node
     switch = trees.node(tree, "GeometryNodeSwitch", to.location.x, to.location.y - 300)
     switch.input_type = "GEOMETRY"
-    on = gin.outputs["Solid Colors"]
-    if in_viewports:
-        either = trees.node(tree, "FunctionNodeBooleanMath", to.location.x, to.location.y - 500)
-        either.operation = "OR"
-        viewport = trees.node(tree, "GeometryNodeIsViewport", to.location.x, to.location.y - 650)
-        trees.link(tree, on, either.inputs[0])
-        trees.link(tree, viewport.outputs[0], either.inputs[1])
-        on = either.outputs[0]
-    trees.link(tree, on, switch.inputs["Switch"])
+    trees.link(tree, gin.outputs["Solid Colors"], switch.inputs["Switch"])
     trees.link(tree, last, switch.inputs["False"])
     trees.link(tree, branch, switch.inputs["True"])
     to.location.x += 2500
@@ -154,46 +146,37 @@ def curve_palette_branch(tree, geometry, value, lo: float, hi: float, k: int, x=
     return trees.store(tree, geometry, "material_index", slot, "INT", "CURVE", x + 450, y)
 
 
-def _glow_branch(theme: materials.Theme):
-    """The branch that sets each curve's material index to 1 + the bin of its glow (as the
-    edge material shows it: glow x the theme's edge strength, over [-1, 1])."""
-
-    def branch(tree, geometry):
-        glow = trees.named(tree, "glow", "FLOAT", 900, -500)
-        scaled = trees.math(tree, "MULTIPLY", glow, theme.edge_strength, 1050, -500)
-        k = materials.PALETTE_SIZE
-        return curve_palette_branch(tree, geometry, scaled, -1.0, 1.0, k, 1200, -300)
-
-    return branch
-
-
-def add_to_edges(name: str, theme: materials.Theme) -> None:
-    """Solid colours for the edges (Workbench renders): the edge palette's material of their
-    glow's bin. Solid viewports keep the edge material's one faint colour: the glow of every
-    edge re-binned on each update would cost what the light painting version saves."""
-    obj = util.find("objects", name, "edges")
-    pal = [util.find("materials", name, f"edge_palette_{i}") for i in range(materials.PALETTE_SIZE)]
+def _add_glow_colors(name: str, role: str, theme: materials.Theme) -> None:
+    """Solid Colors for a curves object of `role` (edges, bundles): the edge palette's colour
+    of each curve's glow bin. The palette is made once per network and shared."""
+    obj = util.find("objects", name, role)
+    tree = util.find("node_groups", name, f"{role}_tree")
+    if obj is None or tree is None:
+        return
+    k = materials.PALETTE_SIZE
+    pal = [util.find("materials", name, f"edge_palette_{i}") for i in range(k)]
     if any(mat is None for mat in pal):
         pal = materials.edge_palette(name, theme)
     for mat in pal:
         obj.data.materials.append(mat)
-    add_solid_colors(util.find("node_groups", name, "edges_tree"), _glow_branch(theme))
+
+    def branch(tree, geometry):
+        glow = trees.named(tree, "glow", "FLOAT", 900, -500)
+        scaled = trees.math(tree, "MULTIPLY", glow, theme.edge_strength, 1050, -500)
+        return curve_palette_branch(tree, geometry, scaled, -1.0, 1.0, k, 1200, -300)
+
+    add_solid_colors(tree, branch)
+
+
+def add_to_edges(name: str, theme: materials.Theme) -> None:
+    """Solid colours for the edges: the palette's material of their glow's bin."""
+    _add_glow_colors(name, "edges", theme)
 
 
 def add_to_bundles(name: str, theme: materials.Theme) -> None:
-    """Bundles show their glow in Solid viewports and Workbench renders: each takes the copy
-    of the edge material for its glow's bin (materials.edge_shades: the same shader, so
-    Material Preview looks as before; the viewport colour of the edge palette). Renders
-    (not a viewport) keep the edge material itself. A few thousand bundles re-binned per
-    update cost nothing; without this every bundle showed the one faint edge colour."""
-    obj = util.find("objects", name, scene_bundles.ROLE)
-    edge_mat = util.find("materials", name, "edges_material")
-    if obj is None or edge_mat is None:
-        return
-    for mat in materials.edge_shades(name, theme, edge_mat):
-        obj.data.materials.append(mat)
-    tree = util.find("node_groups", name, "bundles_tree")
-    add_solid_colors(tree, _glow_branch(theme), in_viewports=True)
+    """Solid colours for the bundles, as for the edges (without them every bundle showed the
+    edge material's one viewport colour, whatever it carried)."""
+    _add_glow_colors(name, scene_bundles.ROLE, theme)
 
 
 SOLID_ROLES = (

@@ -3,8 +3,7 @@
 The bpy module's `evaluated_depsgraph_get()` is a viewport depsgraph (Geometry Nodes' Is
 Viewport is true there); renders evaluate their own depsgraph, which Python sees only inside a
 render engine's `render()`. `render_sizes(scene, objects)` renders `scene` once with such an
-engine and returns, per object name, (curves, points) of its evaluated Curves data;
-`render_read(scene, read)` returns what `read(depsgraph)` returns there.
+engine and returns, per object name, (curves, points) of its evaluated Curves data.
 
 bpy is imported inside the function: the 4.2 wheel keeps every class it registered, and with it
 this module's globals, alive at exit (see bpy_exit).
@@ -12,27 +11,18 @@ this module's globals, alive at exit (see bpy_exit).
 
 
 def render_sizes(scene, objects: list[str]) -> dict[str, tuple[int, int]]:
-    def sizes(depsgraph):
-        found = {}
-        for name in objects:
-            data = depsgraph.objects[name].data
-            found[name] = (len(data.curves), len(data.points))
-        return found
-
-    return render_read(scene, sizes)
-
-
-def render_read(scene, read):
     import bpy
 
-    found = []
+    found: dict[str, tuple[int, int]] = {}
 
     class ProbeEngine(bpy.types.RenderEngine):
         bl_idname = "NNVIZ_RENDER_PROBE"
         bl_label = "Render probe"
 
         def render(self, depsgraph):
-            found.append(read(depsgraph))
+            for name in objects:
+                data = depsgraph.objects[name].data
+                found[name] = (len(data.curves), len(data.points))
             self.end_result(self.begin_result(0, 0, 4, 4))
 
     engine, size = scene.render.engine, (scene.render.resolution_x, scene.render.resolution_y)
@@ -55,4 +45,4 @@ def render_read(scene, read):
             bpy.data.objects.remove(cam)
             bpy.data.cameras.remove(data)
         bpy.utils.unregister_class(ProbeEngine)
-    return found[0]
+    return found
