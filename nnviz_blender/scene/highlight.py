@@ -15,24 +15,10 @@ from .handle import Network
 ROLE = "highlight"
 
 
-NEGATIVE, POSITIVE = (0.05, 0.35, 1.0, 1.0), (1.0, 0.55, 0.05, 1.0)  # the ramp's two ends
-
-
-def _materials(network: str) -> tuple:
-    """(pushed down, pushed up): the highlight material and a copy whose viewport colours
-    (what Solid shows, which cannot read the signal) are the ramp's two ends; renders and
-    Material Preview colour both by the signal."""
-    down = util.find("materials", network, "highlight_material")
-    up = util.find("materials", network, "highlight_material_up")
-    if down is None or up is None:
-        down = _material(network)
-        up = util.tag(down.copy(), network, "highlight_material_up")
-        up.name = f"{network} highlight up"
-        down.diffuse_color, up.diffuse_color = NEGATIVE, POSITIVE
-    return down, up
-
-
 def _material(network: str):
+    mat = util.find("materials", network, "highlight_material")
+    if mat is not None:
+        return mat
     mat = util.tag(bpy.data.materials.new(f"{network} highlight"), network, "highlight_material")
     tree = compat.shader_tree(mat)
     tree.nodes.clear()
@@ -41,8 +27,8 @@ def _material(network: str):
     attr.attribute_name = "signal"
     ramp = tree.nodes.new("ShaderNodeValToRGB")
     stops = ramp.color_ramp.elements
-    stops[0].position, stops[0].color = 0.0, NEGATIVE
-    stops[1].position, stops[1].color = 1.0, POSITIVE
+    stops[0].position, stops[0].color = 0.0, (0.05, 0.35, 1.0, 1.0)
+    stops[1].position, stops[1].color = 1.0, (1.0, 0.55, 0.05, 1.0)
     mid = stops.new(0.5)
     mid.color = (1.0, 1.0, 1.0, 1.0)
     emit = tree.nodes.new("ShaderNodeEmission")
@@ -75,10 +61,7 @@ def show(network: str, src: np.ndarray, dst: np.ndarray, signal: np.ndarray, rad
         attributes.write_positions(curves, pos.reshape(-1, 3))
         attributes.write(curves, "signal", 0.5 + 0.5 * np.clip(signal, -1, 1), "FLOAT", "CURVE")
         attributes.write(curves, "radius", np.full(2 * m, radius, np.float32), "FLOAT", "POINT")
-        up = (np.asarray(signal) >= 0).astype(np.int32)
-        attributes.write(curves, "material_index", up, "INT", "CURVE")  # Solid: by sign
-    for mat in _materials(network):
-        curves.materials.append(mat)
+    curves.materials.append(_material(network))
     obj = util.tag(bpy.data.objects.new(f"{network} highlight", curves), network, ROLE)
     obj.matrix_world = net.nodes.matrix_world.copy()  # same space as the node positions
     obj.hide_select = True
