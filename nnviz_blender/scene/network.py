@@ -343,7 +343,6 @@ def build_network(
             _build_bundles(
                 name, model, graph, positions, drawn.bundled, edges_coll, radius, edge_mat
             )
-            solid.add_to_bundles(name, th)
 
     scene_labels.build(
         name,

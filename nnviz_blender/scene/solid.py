@@ -1,16 +1,14 @@
 """Solid colours: what Workbench and the Solid viewport show, which colour by material and
 cannot read attributes.
 
-The nodes', edges' and bundles' trees get a "Solid Colors" switch input; on, a branch sorts the
+Both instancing trees (nodes, edges) get a "Solid Colors" switch input; on, a branch sorts the
 geometry into bins of its colour value and gives each bin a material of the palette
-(materials.node_palette / edge_palette; bundles colour by their glow as edges do). Off (the
-default), the trees work as if it were not there. studio.setup switches it on for Workbench
-renders.
+(materials.node_palette / edge_palette). Off (the default), the trees work as if it were not
+there. studio.setup switches it on for Workbench renders.
 """
 
 from __future__ import annotations
 
-from . import bundles as scene_bundles
 from . import edges as scene_edges
 from . import materials, trees, util
 from . import nodes as scene_nodes
@@ -131,64 +129,21 @@ def add_viewport_colors(name: str, theme: materials.Theme, colormap: str | None)
     link(tree, bin_, inst.inputs["Instance Index"])
 
 
-def curve_palette_branch(tree, geometry, value, lo: float, hi: float, k: int, x=0, y=0):
-    """Curves whose material index is 1 + the bin of `value` over [lo, hi] (k bins): slot 0
-    keeps the curves' own material, slots 1..k hold the palette (add_palette_slots). A Set
-    Material node with a selection does not work on curves (it gives every curve its
-    material, measured on 4.2 and 5.0), so the index is stored instead."""
-    scale = trees.node(tree, "ShaderNodeMapRange", x, y - 200, clamp=True)
-    trees.link(tree, value, scale.inputs["Value"])
-    scale.inputs["From Min"].default_value = lo
-    scale.inputs["From Max"].default_value = hi
-    scale.inputs["To Max"].default_value = k - 1e-3
-    bin_ = trees.math(tree, "FLOOR", scale.outputs["Result"], None, x + 150, y - 200)
-    slot = trees.math(tree, "ADD", bin_, 1.0, x + 300, y - 200)
-    return trees.store(tree, geometry, "material_index", slot, "INT", "CURVE", x + 450, y)
-
-
-def _add_glow_colors(name: str, role: str, theme: materials.Theme) -> None:
-    """Solid Colors for a curves object of `role` (edges, bundles): the edge palette's colour
-    of each curve's glow bin. The palette is made once per network and shared."""
-    obj = util.find("objects", name, role)
-    tree = util.find("node_groups", name, f"{role}_tree")
-    if obj is None or tree is None:
-        return
-    k = materials.PALETTE_SIZE
-    pal = [util.find("materials", name, f"edge_palette_{i}") for i in range(k)]
-    if any(mat is None for mat in pal):
-        pal = materials.edge_palette(name, theme)
-    for mat in pal:
-        obj.data.materials.append(mat)
+def add_to_edges(name: str, theme: materials.Theme) -> None:
+    """Solid colours for the edges: a material per bin of their glow."""
+    pal = materials.edge_palette(name, theme)
 
     def branch(tree, geometry):
         glow = trees.named(tree, "glow", "FLOAT", 900, -500)
         scaled = trees.math(tree, "MULTIPLY", glow, theme.edge_strength, 1050, -500)
-        return curve_palette_branch(tree, geometry, scaled, -1.0, 1.0, k, 1200, -300)
+        return palette_branch(tree, geometry, scaled, pal, -1.0, 1.0, 1200, -300)
 
-    add_solid_colors(tree, branch)
-
-
-def add_to_edges(name: str, theme: materials.Theme) -> None:
-    """Solid colours for the edges: the palette's material of their glow's bin."""
-    _add_glow_colors(name, "edges", theme)
-
-
-def add_to_bundles(name: str, theme: materials.Theme) -> None:
-    """Solid colours for the bundles, as for the edges (without them every bundle showed the
-    edge material's one viewport colour, whatever it carried)."""
-    _add_glow_colors(name, scene_bundles.ROLE, theme)
-
-
-SOLID_ROLES = (
-    ("nodes", scene_nodes.MODIFIER),
-    ("edges", scene_edges.MODIFIER),
-    ("bundles", scene_bundles.MODIFIER),
-)
+    add_solid_colors(util.find("node_groups", name, "edges_tree"), branch)
 
 
 def set_solid_colors(name: str, on: bool) -> None:
     """Colour by material bins (Workbench, Solid viewport) instead of by attributes."""
-    for role, modifier in SOLID_ROLES:
+    for role, modifier in (("nodes", scene_nodes.MODIFIER), ("edges", scene_edges.MODIFIER)):
         mod = Network(name).modifier(role, modifier)
-        if mod is not None and trees.has_input(mod, "Solid Colors"):  # older builds may lack it
+        if mod is not None:
             trees.set_modifier_input(mod, "Solid Colors", bool(on))
