@@ -215,6 +215,9 @@ def test_inspect_and_trace_highlight(stored, monkeypatch):
     assert bpy.ops.nnviz.inspect(source="INDEX") == {"FINISHED"}
     hl = util.find("objects", name, "highlight")
     assert len(hl.data.curves) == 150
+    # Solid shows a curves object in its first material's viewport colour: warm, not grey
+    r, g, b, a = hl.data.materials[0].diffuse_color
+    assert r > g > b and a == 1.0
     s.inspect_stage, s.inspect_index = 7, 7
     assert bpy.ops.nnviz.trace() == {"FINISHED"}
     assert len(util.find("objects", name, "highlight").data.curves) > 3

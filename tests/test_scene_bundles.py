@@ -170,3 +170,18 @@ def test_a_big_networks_connections_are_as_wide_as_its_size_asks(big_onnx):
     assert edge.max() == edge.min() != pytest.approx(radius)
     want = np.repeat(width * edge[0], points)
     np.testing.assert_allclose(attributes.read(data, "radius"), want, rtol=1e-6)
+
+
+def test_solid_shows_bundles_in_the_edges_colour(big_onnx):
+    """Solid viewports draw a Curves object in its first material's viewport colour (one per
+    object: the real window's Blender 4.3 ignores a material index on curves there): the
+    bundles', evaluated, is the edge material, so they show as the edges do."""
+    model = load_model(big_onnx("ptex"))
+    name = network.build_network(model, "ptex", edges="topk:8")
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    edge_mat = util.find("materials", name, "edges_material")
+    for role in ("edges", bundles.ROLE):
+        data = util.find("objects", name, role).evaluated_get(depsgraph).data
+        assert data.materials[0].original == edge_mat, role
+    r, g, b, a = edge_mat.diffuse_color
+    assert b > r and 0 < a < 1  # the theme's cyan, faint
