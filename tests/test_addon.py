@@ -215,6 +215,9 @@ def test_inspect_and_trace_highlight(stored, monkeypatch):
     assert bpy.ops.nnviz.inspect(source="INDEX") == {"FINISHED"}
     hl = util.find("objects", name, "highlight")
     assert len(hl.data.curves) == 150
+    # Solid shows a curves object in its first material's viewport colour: warm, not grey
+    r, g, b, a = hl.data.materials[0].diffuse_color
+    assert r > g > b and a == 1.0
     s.inspect_stage, s.inspect_index = 7, 7
     assert bpy.ops.nnviz.trace() == {"FINISHED"}
     assert len(util.find("objects", name, "highlight").data.curves) > 3
@@ -389,3 +392,71 @@ def test_a_second_network_goes_beside_the_first():
     build("mlp", "topk", 2)
     after = attributes.read_positions(util.find("objects", mlp, "nodes").data)
     np.testing.assert_array_equal(before, after)
+
+
+def seen_by_the_view(area, points):
+    """For each point: inside the 3D viewport's view (its lens on the viewport's sensor, the
+    region's aspect) and between its clip start and end."""
+    from mathutils import Vector
+
+    from nnviz_blender.scene.viewport import VIEWPORT_SENSOR
+
+    space = area.spaces.active
+    r3d = space.region_3d
+    region = next(r for r in area.regions if r.type == "WINDOW")
+    rot = r3d.view_rotation.to_matrix()
+    eye = r3d.view_location + rot @ Vector((0.0, 0.0, r3d.view_distance))
+    aspect = region.width / region.height
+    tan_x = VIEWPORT_SENSOR / (2 * space.lens)  # along the longer side
+    tan_x, tan_y = (tan_x, tan_x / aspect) if aspect >= 1 else (tan_x * aspect, tan_x)
+    seen = []
+    for p in points:
+        local = rot.transposed() @ (Vector(p) - eye)  # the view looks along -z
+        depth = -local.z
+        seen.append(
+            space.clip_start < depth < space.clip_end
+            and abs(local.x) <= depth * tan_x
+            and abs(local.y) <= depth * tan_y
+        )
+    return np.array(seen)
+
+
+def box_corners(box):
+    lo, hi = box
+    return [[(lo, hi)[i >> k & 1][k] for k in range(3)] for i in range(8)]
+
+
+def test_build_frames_the_network_in_the_viewport():
+    """A user builds with the default Cube in the middle: the 3D viewport turns to the
+    network's three-quarter view with all of it in sight, and the Cube stays."""
+    from nnviz_blender.scene import network
+
+    bpy.ops.wm.read_homefile(app_template="")  # the default scene: Cube, Camera, Light
+    area = next(a for a in bpy.data.screens["Layout"].areas if a.type == "VIEW_3D")
+    r3d = area.spaces.active.region_3d
+    cube = bpy.data.objects["Cube"].location.copy()
+    name = build("cnn", "topk", 4)
+    corners = box_corners(network.bounds(name))
+    assert seen_by_the_view(area, corners).all()
+    lo, hi = network.bounds(name)
+    assert np.allclose(r3d.view_location, (lo + hi) / 2, atol=0.2 * np.linalg.norm(hi - lo))
+    assert "Cube" in bpy.data.objects and bpy.data.objects["Cube"].location == cube
+
+
+@pytest.mark.slow
+def test_build_frames_a_resnet18_whole(big_onnx):
+    """ResNet-18 at 64x64 (about 100 units tall): Build frames all of it, clip end included."""
+    from nnviz_blender.scene import network
+
+    bpy.ops.wm.read_homefile(app_template="")
+    s = bpy.context.scene.nnviz
+    s.model, s.model_path = "FILE", big_onnx("r18_64")
+    area = next(a for a in bpy.data.screens["Layout"].areas if a.type == "VIEW_3D")
+    r3d = area.spaces.active.region_3d
+    before = r3d.view_location.copy(), r3d.view_rotation.copy(), r3d.view_distance
+    name = build("FILE", "topk", 8)
+    lo, hi = network.bounds(name)
+    assert np.linalg.norm(hi - lo) > 100
+    assert seen_by_the_view(area, box_corners((lo, hi))).all()
+    r3d.view_location, r3d.view_rotation, r3d.view_distance = before
+    assert not seen_by_the_view(area, box_corners((lo, hi))).all()  # the view Blender opens with

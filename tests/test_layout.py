@@ -8,9 +8,11 @@ import pytest
 from nnviz_blender.core.graph import build_graph
 from nnviz_blender.core.layout import (
     ARC_GAP,
+    EDGE_RADIUS,
     arc_bounds,
     arc_points,
     arcs,
+    edge_radius,
     layout,
     output_label_positions,
     stage_anchor,
@@ -462,3 +464,21 @@ def test_beside_moves_right_of_every_box():
     boxes = [(np.array([-5.0, 0, 0]), np.array([3.0, 1, 1])), (np.zeros(3), np.array([7.5, 2, 2]))]
     offset = beside(boxes, lo)
     assert offset[0] + lo[0] == pytest.approx(7.5 + BESIDE_GAP) and not offset[1:].any()
+
+
+def test_connections_thicken_only_beyond_the_shipped_networks_size(shipped, big_onnx):
+    """The shipped networks keep their connections' radius; a ResNet-18 at 64x64 (105 long)
+    gets one in proportion to its length, so its whole view shows them as wide on screen."""
+    from nnviz_blender.core.modelfile import load_model
+
+    for name, model in shipped.items():
+        styles = ("3d", "flat") if name != "resnet" else ("3d",)
+        for style in styles:
+            assert edge_radius(layout(build_graph(model), style)) == EDGE_RADIUS, (name, style)
+    graph = build_graph(load_model(big_onnx("r18_64")))
+    for spacing in (1.0, 2.0):
+        p = layout(graph, "3d", spacing)
+        extent = float(np.ptp(p, axis=0).max())
+        assert extent > 100 * spacing
+        assert edge_radius(p) == pytest.approx(EDGE_RADIUS * extent / 32.0)
+    assert edge_radius(np.zeros((0, 3), np.float32)) == EDGE_RADIUS

@@ -14,10 +14,18 @@ pytestmark = [pytest.mark.blender, pytest.mark.usefixtures("empty_blend")]
 from nnviz_blender.core import bundles as core_bundles  # noqa: E402
 from nnviz_blender.core import edgeplan  # noqa: E402
 from nnviz_blender.core import graph as core_graph  # noqa: E402
+from nnviz_blender.core import layout as core_layout  # noqa: E402
 from nnviz_blender.core import values as core_values  # noqa: E402
 from nnviz_blender.core.forward import forward  # noqa: E402
 from nnviz_blender.core.modelfile import build_model, load_model  # noqa: E402
-from nnviz_blender.scene import attributes, bundles, network, util, visibility  # noqa: E402
+from nnviz_blender.scene import (  # noqa: E402
+    attributes,
+    bundles,
+    network,
+    studio,
+    util,
+    visibility,
+)
 from nnviz_blender.scene.handle import Network  # noqa: E402
 
 
@@ -94,6 +102,8 @@ def test_shipped_networks_have_no_bundles():
         name = network.build_network(model, model_name)
         assert Network(name).bundled == []
         assert util.find("objects", name, bundles.ROLE) is None
+        radius = attributes.read(Network(name).edges.data, "radius")
+        assert (radius == np.float32(core_layout.EDGE_RADIUS)).all()  # as thin as ever
         graph = core_graph.build_graph(model)
         assert len(Network(name).edges.data.curves) == graph.edge_count
 
@@ -138,3 +148,42 @@ def test_baked_bundles_follow_the_frames_and_the_wave(cnn, small_budgets):
     bake.remove(name)  # the live value comes back
     assert not any(a.name.startswith("nnviz_glow_") for a in obj.data.attributes)
     np.testing.assert_array_equal(evaluated(), bundles.read_glow(name))
+
+
+def test_a_big_networks_connections_are_as_wide_as_its_size_asks(big_onnx):
+    """The PyTorch MNIST example (48 long): edges and bundles thicker than the shipped
+    networks' by its length over theirs, bundles 1-3 times an edge; a render sets both from
+    the pixel size, bundles keeping their widths."""
+    model = load_model(big_onnx("ptex"))
+    name = network.build_network(model, "ptex", edges="topk:8")
+    net = Network(name)
+    radius = core_layout.edge_radius(net.positions())
+    assert radius == pytest.approx(core_layout.EDGE_RADIUS * 47.5 / 32.0, rel=0.01)
+    np.testing.assert_allclose(attributes.read(net.edges.data, "radius"), radius, rtol=1e-6)
+    data = util.find("objects", name, bundles.ROLE).data
+    width = attributes.read(data, "width")
+    assert 1.0 <= width.min() < width.max() == pytest.approx(3.0)
+    points = attributes.read_curve_sizes(data)
+    want = np.repeat(width * np.float32(radius), points)
+    np.testing.assert_allclose(attributes.read(data, "radius"), want, rtol=1e-6)
+
+    studio.setup(name, camera_preset="iso", resolution=(320, 180), samples=1)
+    edge = attributes.read(net.edges.data, "radius")
+    assert edge.max() == edge.min() != pytest.approx(radius)
+    want = np.repeat(width * edge[0], points)
+    np.testing.assert_allclose(attributes.read(data, "radius"), want, rtol=1e-6)
+
+
+def test_solid_shows_bundles_in_the_edges_colour(big_onnx):
+    """Solid viewports draw a Curves object in its first material's viewport colour (one per
+    object: the real window's Blender 4.3 ignores a material index on curves there): the
+    bundles', evaluated, is the edge material, so they show as the edges do."""
+    model = load_model(big_onnx("ptex"))
+    name = network.build_network(model, "ptex", edges="topk:8")
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    edge_mat = util.find("materials", name, "edges_material")
+    for role in ("edges", bundles.ROLE):
+        data = util.find("objects", name, role).evaluated_get(depsgraph).data
+        assert data.materials[0].original == edge_mat, role
+    r, g, b, a = edge_mat.diffuse_color
+    assert b > r and 0 < a < 1  # the theme's cyan, faint

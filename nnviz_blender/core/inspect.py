@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .graph import Graph, edges_into, node_bias, node_values, weighted_input
+from .graph import Graph, Stage, edges_into, node_bias, node_values, weighted_input
 from .modelfile import Model
 
 
@@ -94,18 +94,60 @@ def _conv_patch(model: Model, graph: Graph, node: int, acts: list[np.ndarray]):
     return padded[:, rows, cols].copy(), layer.w[o].copy()
 
 
-def _formula(function: str, z: float, bias: float, n: int, a: float, terms) -> str:
-    if function == "pixel":
+def _plus(v: float) -> str:
+    """ "+ 0.120" or "- 0.120": a term added to a sum."""
+    return f"+ {v:.3f}" if v >= 0 else f"- {-v:.3f}"
+
+
+def _sum_text(values) -> str:
+    first, *rest = (float(v) for v in values)
+    return " ".join([f"{first:.3f}", *(_plus(v) for v in rest)])
+
+
+def _computed(stage: Stage, z: float, bias: float | None, x, w, terms) -> str:
+    """How the stage's layer computes the node's weighted input z from its inputs `x` (values,
+    in edge order, weights `w`), ending in "= z"; bias None for a layer without one."""
+    n = len(x)
+    if stage.op in ("dense", "conv2d"):
+        if bias is None:
+            return f"Σ{n} w·x = {z:.3f}"
+        return f"Σ{n} w·x + b = {z - bias:.3f} {_plus(bias)} = {z:.3f}"
+    if stage.op == "maxpool2d":
+        return f"max({', '.join(f'{v:.2f}' for v in x)}) = {z:.3f}"
+    if stage.op in ("avgpool2d", "global_avgpool"):
+        d = round(1.0 / float(w[0])) if n else 1
+        if d == n and n <= len(terms):
+            return f"mean({', '.join(f'{v:.2f}' for v in x)}) = {z:.3f}"
+        head = f"mean of {n} = Σx" if d == n else f"Σ{n} x"
+        return f"{head} / {d} = {z * d:.3f} / {d} = {z:.3f}"
+    if stage.op == "add":
+        return f"{_sum_text(x)} = {z:.3f}"
+    if stage.op == "affine":  # a per-channel scale and shift (an unfolded batch norm)
+        shift = _plus(bias or 0.0)
+        return f"w·x + b = {float(w[0]):.3f} × {float(x[0]):.3f} {shift} = {z:.3f}"
+    if stage.op == "mul":
+        return f"{float(w[0]):g} × {float(x[0]):.3f} = {z:.3f}"
+    # concat and elementwise stages: the node is one input node's value
+    t = terms[0]
+    return f"{t.stage}[{t.index}] = {z:.3f}"
+
+
+def _has_bias(model: Model, stage: Stage) -> bool:
+    return stage.layer >= 0 and model.layers[stage.layer].bias is not None
+
+
+def _formula(stage: Stage, z: float, bias: float | None, a: float, x, w, terms) -> str:
+    """The node's value with numbers: the layer's sum (or max, mean, copy, ...), then the
+    functions applied after it; identity stages end at the sum, never repeat it."""
+    if stage.layer < 0:
         return f"input pixel = {a:.3f}"
-    if function in ("max", "mean"):
-        shown = ", ".join(f"{t.value:.2f}" for t in sorted(terms, key=lambda t: t.src))
-        return f"{function}({shown}) = {a:.3f}"
-    sum_text = f"Σ{n} w·x + b = {z - bias:.3f} + {bias:.3f} = {z:.3f}"
+    computed = _computed(stage, z, bias, x, w, terms)
+    function = "∘".join(reversed(stage.activations))
     if not function:
-        return f"{sum_text} = {a:.3f}"
+        return computed
     if function.endswith("softmax"):
-        return f"z = {sum_text};  softmax(z) = {a:.3f}"
-    return f"{function}({sum_text}) = {a:.3f}"
+        return f"z = {computed};  {function}(z) = {a:.3f}"
+    return f"{function}({computed}) = {a:.3f}"
 
 
 def describe(
@@ -150,7 +192,7 @@ def describe(
         weighted_input=z,
         bias=bias,
         function=function,
-        formula=_formula(function, z, bias, len(edges), a, terms),
+        formula=_formula(stage, z, bias if _has_bias(model, stage) else None, a, v, w, terms),
         n_inputs=len(edges),
         terms=terms,
         weights=w.astype(np.float32),

@@ -46,7 +46,18 @@ MAPS_PER_ROW = 16  # feature maps drawn side by side before wrapping into rows o
 GAP_3D = 1.0  # smallest distance between stacked planes (3d)
 GAP_FLAT = 0.5  # smallest gap between stacked stages (flat)
 LABEL_OFFSET = 0.2  # height of the output labels above their nodes
+EDGE_RADIUS = 0.015 * PITCH  # a connection's radius in layouts up to SHIPPED_EXTENT long
+SHIPPED_EXTENT = 32.0  # longest side of the shipped networks' 3d layouts (the ResNet's is 31)
 STYLES = ("3d", "flat")
+
+
+def edge_radius(positions: np.ndarray) -> float:
+    """A connection's radius for a layout: EDGE_RADIUS up to SHIPPED_EXTENT, then growing with
+    the layout's longest side, so that a view of a whole big network (a ResNet-18 at 64x64 is
+    105 long) draws its connections as wide on screen as a view of a whole shipped one."""
+    extent = float(np.ptp(positions, axis=0).max()) if len(positions) else 0.0
+    return EDGE_RADIUS * max(1.0, extent / SHIPPED_EXTENT)
+
 
 # The original's flat layout: the height (z) of each stage's centre, keyed by the stages.
 _FLAT_PRESETS: dict[tuple, tuple[float, ...]] = {

@@ -9,7 +9,8 @@ Nothing else changes per update, so the cost follows the number of bundles, neve
 connections.
 
 CURVE attributes: `glow` (float, written per update), `src_block`, `dst_block`, `src_stage`,
-`dst_stage` (int) and `hidden` (bool, scene.visibility: a Geometry Nodes modifier deletes those).
+`dst_stage` (int), `width` (float: a bundle's radius over a single connection's, set_radius) and
+`hidden` (bool, scene.visibility: a Geometry Nodes modifier deletes those).
 
 A bake (animation.bake) adds `nnviz_glow_<k>` per key state and `dst_node` (a node of the
 bundle's destination stage); the modifier then mixes the two key states of the frame by that
@@ -92,12 +93,14 @@ def build(
     src_stage: np.ndarray,
     dst_stage: np.ndarray,
     *,
-    radius: np.ndarray | float,
+    radius: float,
+    width: np.ndarray | float = 1.0,
     nodes_object=None,
     material=None,
     max_segment: float | None = 1.0,
 ) -> str:
-    """Create the bundles object (curve i from start[i] to end[i]); returns the object's name.
+    """Create the bundles object (curve i from start[i] to end[i], `width[i]` times as thick as
+    a single connection of `radius`); returns the object's name.
 
     Long bundles are split into straight segments as edges are (edges.build explains why)."""
     m = len(start)
@@ -111,8 +114,10 @@ def build(
         attributes.write(curves, "dst_block", dst_block, "INT", "CURVE")
         attributes.write(curves, "src_stage", src_stage, "INT", "CURVE")
         attributes.write(curves, "dst_stage", dst_stage, "INT", "CURVE")
-        per_curve = np.broadcast_to(np.asarray(radius, np.float32), (m,))
-        attributes.write(curves, "radius", np.repeat(per_curve, segments + 1), "FLOAT", "POINT")
+        attributes.write(
+            curves, "width", np.broadcast_to(np.float32(width), (m,)), "FLOAT", "CURVE"
+        )
+        _write_radius(curves, radius)
         edges.draw_control_points(curves)
     if material is not None:
         curves.materials.append(material)
@@ -124,6 +129,20 @@ def build(
     trees.set_modifier_input(mod, "Nodes", nodes_object)
     obj.hide_select = True
     return obj.name
+
+
+def _write_radius(curves, radius: float) -> None:
+    per_curve = attributes.read(curves, "width") * np.float32(radius)
+    points = attributes.read_curve_sizes(curves)
+    attributes.write(curves, "radius", np.repeat(per_curve, points), "FLOAT", "POINT")
+
+
+def set_radius(network: str, radius: float) -> None:
+    """Make every bundle its `width` times `radius` thick (`radius`: a single connection's, e.g.
+    a render's pixel-based one, studio.setup)."""
+    obj = util.find("objects", network, ROLE)
+    if obj is not None and len(obj.data.curves) and "width" in obj.data.attributes:
+        _write_radius(obj.data, radius)
 
 
 def bake(network: str, glow: np.ndarray | None, graph=None) -> None:

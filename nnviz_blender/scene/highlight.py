@@ -13,6 +13,7 @@ from . import attributes, compat, edges, util
 from .handle import Network
 
 ROLE = "highlight"
+COOL, WARM = (0.05, 0.35, 1.0, 1.0), (1.0, 0.55, 0.05, 1.0)  # the signal ramp's two ends
 
 
 def _material(network: str):
@@ -27,8 +28,8 @@ def _material(network: str):
     attr.attribute_name = "signal"
     ramp = tree.nodes.new("ShaderNodeValToRGB")
     stops = ramp.color_ramp.elements
-    stops[0].position, stops[0].color = 0.0, (0.05, 0.35, 1.0, 1.0)
-    stops[1].position, stops[1].color = 1.0, (1.0, 0.55, 0.05, 1.0)
+    stops[0].position, stops[0].color = 0.0, COOL
+    stops[1].position, stops[1].color = 1.0, WARM
     mid = stops.new(0.5)
     mid.color = (1.0, 1.0, 1.0, 1.0)
     emit = tree.nodes.new("ShaderNodeEmission")
@@ -37,6 +38,10 @@ def _material(network: str):
     tree.links.new(compat.factor(attr.outputs), compat.factor(ramp.inputs))
     tree.links.new(ramp.outputs["Color"], emit.inputs["Color"])
     tree.links.new(emit.outputs["Emission"], out.inputs["Surface"])
+    # Solid viewports draw a Curves object in its first material's viewport colour (one per
+    # object: Blender 4.3's Solid ignores a material index on curves) and cannot read the
+    # signal: the warm end, to stand out from the cyan edges, not Blender's default grey.
+    mat.diffuse_color = WARM
     return mat
 
 

@@ -133,7 +133,8 @@ def _build_bundles(name, model, graph, positions, stages, collection, radius, ma
         dst,
         block_stage[src],
         block_stage[dst],
-        radius=(radius * (1.0 + 2.0 * share)).astype(np.float32),
+        radius=radius,
+        width=(1.0 + 2.0 * share).astype(np.float32),
         nodes_object=Network(name).nodes,
         material=material,
     )
@@ -318,7 +319,7 @@ def build_network(
         # the gain comes from all of a stage's weights, so every edge mode colours alike
         gains = scene_edges.stage_gains(graph)
         e = drawn.edges
-        radius = edge_radius if edge_radius is not None else 0.015 * pitch
+        radius = edge_radius if edge_radius is not None else core_layout.edge_radius(positions)
         edge_mat = materials.edge_material(name, th)
         scene_edges.build(
             name,

@@ -17,7 +17,7 @@ from mathutils import Matrix, Vector
 
 from ..core import graph as core_graph
 from ..core import layout as core_layout
-from . import compat, edges, materials, solid, trees, util
+from . import bundles, compat, edges, materials, solid, trees, util
 from .handle import Network
 
 CAMERAS = ("front", "iso", "top")
@@ -456,6 +456,7 @@ def setup(
         bpy.context.view_layer.update()
         px = pixel_size(scene.camera, points, resolution[0])
         edges.set_radius(edges_obj.data, EDGE_WIDTH_PX * px / 2)
+        bundles.set_radius(network, EDGE_WIDTH_PX * px / 2)
     if layered and engine == "cycles":
         layered_render(network, scene, transparent)
     else:

@@ -5,9 +5,14 @@ Filmic / AgX view transform; the renders use the network's theme world (studio.w
 and the Standard view transform, and fade weak edges. `show_like_render` gives the viewports the
 same: the scene's world and lights, the render's colour management and edge fade, and Material
 Preview instead of Solid (where attribute colours and glow do not show).
+
+`frame` turns a 3D viewport to a network's three-quarter view, the whole network in sight (Build
+and Start call it).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..core.values import DEFAULT_FADE
 from . import materials, network, studio, util
@@ -38,3 +43,31 @@ def use_scene_look(shading) -> None:
     shading.use_scene_lights = True
     shading.use_scene_world_render = True
     shading.use_scene_lights_render = True
+
+
+VIEWPORT_SENSOR = 72.0  # mm: a 3D viewport's lens acts on twice the camera's default sensor
+CLIP_DEPTH = 4.0  # a framed viewport sees this many view distances deep, at least
+
+
+def frame(area, network_name: str) -> bool:
+    """Turn the 3D viewport `area` to the network's three-quarter view (studio.pose, as the
+    camera's iso preset), framing all of it (evaluated edges, labels and canvas included), and
+    push its clip end out so nothing of it is cut off; False if there is nothing to frame."""
+    space = area.spaces.active if area.type == "VIEW_3D" else None
+    region = next((r for r in area.regions if r.type == "WINDOW"), None)
+    box = network.bounds(network_name) if space is not None else None
+    if space is None or region is None or space.region_3d is None or box is None:
+        return False
+    lo, hi = box
+    corners = np.array([[(lo, hi)[i >> k & 1][k] for k in range(3)] for i in range(8)])
+    aspect = region.width / max(1, region.height)
+    view = studio.pose(
+        corners, "iso", Network(network_name).layout, aspect, space.lens, VIEWPORT_SENSOR
+    )
+    r3d = space.region_3d
+    r3d.view_perspective = "PERSP"
+    r3d.view_location = view.target
+    r3d.view_rotation = view.rotation.to_quaternion()
+    r3d.view_distance = view.distance
+    space.clip_end = max(space.clip_end, view.distance * CLIP_DEPTH)
+    return True

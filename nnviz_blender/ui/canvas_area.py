@@ -16,11 +16,8 @@ from __future__ import annotations
 import contextlib
 
 import bpy
-import numpy as np
 
-from ..scene import network as scene_network
-from ..scene import studio
-from ..scene.handle import Network
+from ..scene import viewport
 
 SHARE = 0.4  # of the 3D viewport's width for the canvas
 FIT_DELAY = 0.2  # seconds: fit the view once the new area has its size
@@ -82,30 +79,12 @@ def fit(screen_name: str, pointer: int) -> None:
         bpy.ops.image.view_all(fit_view=True)
 
 
-VIEWPORT_SENSOR = 72.0  # mm: a 3D viewport's lens acts on twice the camera's default sensor
-
-
 def frame_network(screen_name: str, pointer: int, network: str) -> None:
     """Turn the 3D viewport to the network's three-quarter view, framing all of it (canvas and
     labels included), so the narrower viewport beside the canvas shows the whole network."""
     found = _find(screen_name, pointer)
-    box = scene_network.bounds(network) if found is not None else None
-    if found is None or found[2].type != "VIEW_3D" or box is None:
-        return
-    area = found[2]
-    space, region = area.spaces.active, window_region(area)
-    if region is None or space.region_3d is None:
-        return
-    lo, hi = box
-    corners = np.array([[(lo, hi)[i >> k & 1][k] for k in range(3)] for i in range(8)])
-    aspect = region.width / max(1, region.height)
-    view = studio.pose(corners, "iso", Network(network).layout, aspect, space.lens, VIEWPORT_SENSOR)
-    r3d = space.region_3d
-    r3d.view_perspective = "PERSP"
-    r3d.view_location = view.target
-    r3d.view_rotation = view.rotation.to_quaternion()
-    r3d.view_distance = view.distance
-    space.clip_end = max(space.clip_end, view.distance * 4)
+    if found is not None:
+        viewport.frame(found[2], network)
 
 
 def open_beside(context, network: str, image_name: str) -> str:
