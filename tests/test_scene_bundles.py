@@ -116,7 +116,7 @@ def test_baked_bundles_follow_the_frames_and_the_wave(cnn, small_budgets):
     name = network.build_network(cnn, "net")
     rng = np.random.default_rng(5)
     xs = [rng.random(cnn.input_shape, dtype=np.float32) for _ in range(2)]
-    kv, glow = network.key_states(name, cnn, graph, xs)
+    kv, glow = network.key_values_and_glow(name, cnn, graph, xs)
     assert np.array_equal(
         kv, np.stack([core_graph.node_values(graph, forward(cnn, x)) for x in xs])
     )

@@ -221,7 +221,7 @@ def bake_recording(
     model = live.network_model(network)
     graph = build_graph(model)
     xs = [inputs[i] for i in kept]
-    values, glow = scene_network.key_states(network, model, graph, xs)
+    values, glow = scene_network.key_values_and_glow(network, model, graph, xs)
     info = anim_bake.bake(
         network, graph, values, schedule, wave=wave, scene=scene, bundle_glow=glow
     )

@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     graph = build_graph(model)
     t = time.perf_counter()
     name = build_scene(model, args, np.zeros(graph.node_count, np.float32))
-    values, glow = network.key_states(name, model, graph, xs)  # one forward pass per key
+    values, glow = network.key_values_and_glow(name, model, graph, xs)  # one forward pass per key
     network.apply_values(name, values[-1], None if glow is None else glow[-1])
     probs = values[:, graph.stages[-1].start :]
     finished = sequence.last_of_each(len(images), len(xs))

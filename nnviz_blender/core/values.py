@@ -216,7 +216,7 @@ def key_values(model: Model, graph: Graph, inputs, each=None) -> np.ndarray:
     so a held frame equals the live view of that input bit for bit; an input without ink shows
     the idle state, all zeros, as live drawing does. `each(k, activations)`, if given, also
     sees forward()'s list of every input k with ink, so one pass serves what else a key needs
-    (scene.network.key_states: the bundles' glow)."""
+    (scene.network.key_values_and_glow: the bundles' glow)."""
     rows = []
     for k, x in enumerate(inputs):
         x = np.asarray(x, np.float32)

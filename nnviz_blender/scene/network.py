@@ -407,7 +407,9 @@ def apply_activations(name: str, model: Model, acts: list[np.ndarray]) -> None:
     apply_values(name, values, _bundle_glow(name, model, acts))
 
 
-def key_states(name: str, model: Model, graph, inputs) -> tuple[np.ndarray, np.ndarray | None]:
+def key_values_and_glow(
+    name: str, model: Model, graph, inputs
+) -> tuple[np.ndarray, np.ndarray | None]:
     """What a bake stores (animation.bake) for K network inputs, each shown as live drawing
     would show it, from one forward pass each: node values (K, N) (core.values.key_values) and
     the shown glow of the network's bundles (K, bundles; blank inputs 0), or None for a network

@@ -179,7 +179,7 @@ def bake_inputs(name: str, spec: str, s: NNVizAnimSettings, scene) -> anim_bake.
         model, sequence.parse_inputs(spec), s.draw, fps, s.hold, s.transition
     )
     graph = state.graph(name, model)
-    values, glow = network.key_states(name, model, graph, xs)
+    values, glow = network.key_values_and_glow(name, model, graph, xs)
     wave = 0.7 if s.wave else 0.0
     info = anim_bake.bake(name, graph, values, sched, wave=wave, scene=scene, bundle_glow=glow)
     anim_bake.set_enabled(name, True)
