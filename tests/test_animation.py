@@ -73,8 +73,9 @@ def test_baked_frames_equal_the_live_view(cnn, graph):
     live_states = [live_values(name, cnn, x) for x in xs]
     s = sched.sequence(3, fps=12, hold=0.5, transition=0.5)
     info = bake.bake(name, graph, kv, s, wave=0.6)
-    nodes = util.find("objects", name, "nodes")
-    assert [m.name for m in nodes.modifiers][:2] == [bake.MODIFIER, bake.NODES_MODIFIER]
+    values = util.find("objects", name, "node_values")  # what everything reads
+    assert [m.name for m in values.modifiers] == [bake.MODIFIER]
+    assert not values.visible_get() and values.hide_render
     assert (info.frame_start, info.frame_end) == (s.frame_start, s.frame_end)
     scene = bpy.context.scene
     assert (scene.frame_start, scene.frame_end) == (s.frame_start, s.frame_end)
@@ -133,7 +134,7 @@ def test_rebake_remove_and_remove_network_leave_nothing(cnn, graph):
     _, kv = digits_values(cnn, graph, [0, 1, 2])
     bake.bake(name, graph, kv[:2], sched.sequence(2))
     bake.bake(name, graph, kv, sched.sequence(3))  # replaces
-    nodes = util.find("objects", name, "nodes")
+    nodes = util.find("objects", name, "node_values")
     assert [m.name for m in nodes.modifiers].count(bake.MODIFIER) == 1
     assert len([o for o in bpy.data.objects if o.get(util.ROLE) == "bake_table"]) == 1
     assert bake.remove(name) and not bake.remove(name)
@@ -158,7 +159,7 @@ import bpy
 blend, frames, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 bpy.ops.wm.open_mainfile(filepath=blend)
 scene = bpy.context.scene
-nodes = next(o for o in bpy.data.objects if o.get("nnviz_role") == "nodes")
+values = next(o for o in bpy.data.objects if o.get("nnviz_role") == "node_values")
 edges = next(o for o in bpy.data.objects if o.get("nnviz_role") == "edges")
 
 def read(data, name, dtype=np.float32):
@@ -170,12 +171,10 @@ def read(data, name, dtype=np.float32):
 result = {}
 for f in frames:
     scene.frame_set(f)
-    nodes.modifiers["NNViz Nodes"].show_viewport = True
     e = edges.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
     result[f"glow_{f}"] = read(e, "glow")
     result[f"src_{f}"] = read(e, "src", np.int32)
-    nodes.modifiers["NNViz Nodes"].show_viewport = False  # read the points themselves
-    d = nodes.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    d = values.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
     for name in ("act", "level", "signed"):
         result[f"{name}_{f}"] = read(d, name)
 np.savez(out, **result)
@@ -656,7 +655,7 @@ def test_live_stroke_takes_the_viewport_over_from_the_bake(addon, cnn, graph):
     messages = live_takes_over(live.take_updated())
     assert len(messages) == 1 and "took over" in messages[0]
     assert not bake.shows_in_viewport(name)
-    mod = util.find("objects", name, "nodes").modifiers[bake.MODIFIER]
+    mod = util.find("objects", name, "node_values").modifiers[bake.MODIFIER]
     assert mod.show_render  # the render still plays the bake
     text = " ".join(t for kind, t in draw_panel(NNVIZ_PT_live, bpy.context) if kind == "label")
     assert "The viewport plays the bake" not in text

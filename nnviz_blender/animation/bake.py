@@ -6,10 +6,11 @@ What a bake adds to a network (all tagged with util.tag, so remove_network remov
   (the raw node values) and `nnviz_stage`, `nnviz_lgroup`, `nnviz_sgroup` (int);
 - a *constants* mesh: one vertex per (key, group) whose position is (lo, span, peak), the
   normalisation constants of that group for that key (see core.values);
-- the "NNViz Bake" Geometry Nodes modifier, FIRST in the nodes object's stack (before
-  "NNViz Nodes"): it reads both tables through Object Info and rewrites the points' `act`,
-  `level`, `signed` for the current frame; instancing, materials, edges and labels follow
-  because they all read the evaluated nodes object;
+- the "NNViz Bake" Geometry Nodes modifier on the network's values object (scene.nodes): it
+  reads both tables through Object Info and rewrites the vertices' `act`, `level`, `signed` for
+  the current frame; instancing, materials, edges, labels, maps and bundles follow because they
+  all read the evaluated values object (a network built before it has none: the modifier goes
+  first in the nodes object's stack, before the instancing);
 - keyframes (LINEAR) on the modifier's "Position" input: the animation's whole timing
   (see animation.schedule), editable in the Graph Editor.
 
@@ -194,8 +195,13 @@ def _constants_table(network: str, const: np.ndarray):
 # --- bake / remove ----------------------------------------------------------------------------
 
 
-def _nodes_object(network: str):
-    obj = util.find("objects", network, "nodes")
+def baked_object(network: str):
+    """The object the bake's modifier goes on (see the module docstring), or None."""
+    return util.find("objects", network, "node_values") or util.find("objects", network, "nodes")
+
+
+def _values_object(network: str):
+    obj = baked_object(network)
     if obj is None:
         raise BakeError(f"no network named {network!r} in this file (build it first)")
     return obj
@@ -224,7 +230,7 @@ def bake(
     schedule's unless `set_frame_range` is False.
     """
     t0 = time.perf_counter()
-    obj = _nodes_object(network)
+    obj = _values_object(network)
     key_values = np.ascontiguousarray(key_values, np.float32)
     if key_values.ndim != 2 or key_values.shape[1] != graph.node_count:
         raise BakeError(
@@ -251,7 +257,7 @@ def bake(
 
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network)
-    obj.modifiers.move(len(obj.modifiers) - 1, 0)  # before the instancing
+    obj.modifiers.move(len(obj.modifiers) - 1, 0)  # before any instancing
     trees.set_modifier_input(mod, "Table", table)
     trees.set_modifier_input(mod, "Constants", constants)
     trees.set_modifier_input(mod, "Keys", int(schedule.n_keys))
@@ -299,7 +305,7 @@ def _adopt_action(obj, network: str) -> None:
 
 def info(network: str) -> dict | None:
     """What the current bake holds ({keys, frame_start, frame_end, wave}) or None."""
-    obj = util.find("objects", network, "nodes")
+    obj = baked_object(network)
     if obj is None or obj.modifiers.get(MODIFIER) is None:
         return None
     net = Network(network)
@@ -307,14 +313,14 @@ def info(network: str) -> dict | None:
 
 
 def is_enabled(network: str) -> bool:
-    obj = util.find("objects", network, "nodes")
+    obj = baked_object(network)
     mod = None if obj is None else obj.modifiers.get(MODIFIER)
     return bool(mod is not None and mod.show_viewport and mod.show_render)
 
 
 def shows_in_viewport(network: str) -> bool:
     """True when the 3D viewport plays the bake (Play Bake in Viewport), not live values."""
-    obj = util.find("objects", network, "nodes")
+    obj = baked_object(network)
     mod = None if obj is None else obj.modifiers.get(MODIFIER)
     return bool(mod is not None and mod.show_viewport)
 
@@ -323,7 +329,7 @@ def stop_playing_in_viewport(network: str) -> bool:
     """Let the viewport show live values again (renders keep the bake); True if it played."""
     if not shows_in_viewport(network):
         return False
-    obj = util.find("objects", network, "nodes")
+    obj = baked_object(network)
     obj.modifiers[MODIFIER].show_viewport = False
     obj.update_tag()
     return True
@@ -331,7 +337,7 @@ def stop_playing_in_viewport(network: str) -> bool:
 
 def set_enabled(network: str, enabled: bool) -> bool:
     """Switch the baked animation on or off (off: the nodes show live values again)."""
-    obj = util.find("objects", network, "nodes")
+    obj = baked_object(network)
     mod = None if obj is None else obj.modifiers.get(MODIFIER)
     if mod is None:
         return False
@@ -343,7 +349,7 @@ def set_enabled(network: str, enabled: bool) -> bool:
 def remove(network: str) -> bool:
     """Remove the bake (modifier, tables, keyframes); True if there was one."""
     found = False
-    obj = util.find("objects", network, "nodes")
+    obj = baked_object(network)
     if obj is not None:
         mod = obj.modifiers.get(MODIFIER)
         if mod is not None:
@@ -381,9 +387,10 @@ def remove(network: str) -> bool:
 def read_values(network: str, depsgraph=None) -> dict[str, np.ndarray]:
     """The nodes' evaluated `act`, `level`, `signed` at the current frame (for checks/tests).
 
-    Reads the points before instancing, by evaluating with the instancing modifier off.
+    Reads the values object's vertices (a network built before it: the nodes object's points
+    before instancing, evaluated with the instancing modifier off).
     """
-    obj = _nodes_object(network)
+    obj = _values_object(network)
     inst = obj.modifiers.get(NODES_MODIFIER)
     was = inst.show_viewport if inst is not None else None
     try:

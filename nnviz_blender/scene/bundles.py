@@ -95,7 +95,7 @@ def build(
     *,
     radius: float,
     width: np.ndarray | float = 1.0,
-    nodes_object=None,
+    values_object=None,
     material=None,
     max_segment: float | None = 1.0,
 ) -> str:
@@ -126,7 +126,7 @@ def build(
     collection.objects.link(obj)
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network)
-    trees.set_modifier_input(mod, "Nodes", nodes_object)
+    trees.set_modifier_input(mod, "Nodes", values_object)
     obj.hide_select = True
     return obj.name
 

@@ -151,7 +151,7 @@ def build(
     dst: np.ndarray,
     weight: np.ndarray,
     gain: np.ndarray,
-    nodes_object: str,
+    values_object: str,
     *,
     radius: float = 0.002,
     threshold: float = 0.0,
@@ -204,7 +204,7 @@ def build(
     collection.objects.link(obj)
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network)
-    trees.set_modifier_input(mod, "Nodes", bpy.data.objects[nodes_object])
+    trees.set_modifier_input(mod, "Nodes", bpy.data.objects[values_object])
     trees.set_modifier_input(mod, "Threshold", float(threshold))
     # Edges are context, not something to click: selecting 425k curves stalls the viewport.
     obj.hide_select = True

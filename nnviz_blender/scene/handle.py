@@ -111,6 +111,12 @@ class Network:
         return obj
 
     @property
+    def values(self):
+        """The object everything samples node values from (scene.nodes: the hidden values
+        object; for a network built before it, the nodes object)."""
+        return self.find("objects", "node_values") or self.nodes
+
+    @property
     def edges(self):
         """The edges object, or None (built with edges "none")."""
         return self.find("objects", "edges")

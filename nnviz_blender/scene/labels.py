@@ -81,7 +81,7 @@ def build(
     class_names: list[str],
     theme: materials.Theme,
     style: str,
-    nodes_object: str,
+    values_object: str,
     label_positions: np.ndarray,
     pitch: float = 0.1,
 ) -> list[str]:
@@ -99,7 +99,7 @@ def build(
         obj = util.text_object(network, collection, f"label {i}", label, at, 1.6 * pitch, mat)
         mod = obj.modifiers.new(MODIFIER, "NODES")
         mod.node_group = tree
-        trees.set_modifier_input(mod, "Nodes", bpy.data.objects[nodes_object])
+        trees.set_modifier_input(mod, "Nodes", bpy.data.objects[values_object])
         trees.set_modifier_input(mod, "Node", int(out_stage.start + i))
         trees.set_modifier_input(mod, "Lift", 0.6 * pitch)
         names.append(obj.name)

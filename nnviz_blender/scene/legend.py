@@ -210,7 +210,7 @@ def probability_bars(network: str, height: float | None = None) -> list[str]:
     fig.objects.link(obj)
     mod = obj.modifiers.new(BARS_MODIFIER, "NODES")
     mod.node_group = _bars_tree(network, net.output)
-    trees.set_modifier_input(mod, "Nodes", util.find("objects", network, "nodes"))
+    trees.set_modifier_input(mod, "Nodes", Network(network).values)
     trees.set_modifier_input(mod, "Height", float(height))
     trees.set_modifier_input(mod, "Width", float(gap * 0.7))
     trees.set_modifier_input(mod, "Bar Material", _bar_material(network, theme))

@@ -274,7 +274,7 @@ def _build_stage(network: str, collection, graph, k: int, lod: str, positions, l
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network, lod == "slab", signed)
     nodes = Network(network).nodes
-    trees.set_modifier_input(mod, "Nodes", nodes)
+    trees.set_modifier_input(mod, "Nodes", Network(network).values)
     if lod == "slab":
         trees.set_modifier_input(mod, "Stage", k)
     if trees.has_input(mod, "Act"):

@@ -135,7 +135,7 @@ def _build_bundles(name, model, graph, positions, stages, collection, radius, ma
         block_stage[dst],
         radius=radius,
         width=(1.0 + 2.0 * share).astype(np.float32),
-        nodes_object=Network(name).nodes,
+        values_object=Network(name).values,
         material=material,
     )
     _CACHE.pop(name, None)
@@ -294,7 +294,7 @@ def build_network(
     rgb = input_stats(model, 3) if model.channels == 3 else None
     node_mat = materials.node_material(name, th, colormap, len(graph.stages) - 1, rgb_input=rgb)
     tile_rotation = (np.pi / 2, 0.0, 0.0) if layout == "flat" else (0.0, 0.0, 0.0)
-    nodes_name = scene_nodes.build(
+    scene_nodes.build(
         name,
         nodes_coll,
         positions,
@@ -307,6 +307,7 @@ def build_network(
         material=node_mat,
     )
 
+    values_name = Network(name).values.name  # what edges and labels read node values from
     solid.add_to_nodes(name, th, colormap)
     solid.add_viewport_colors(name, th, colormap)
     scene_maps.set_lods(name, lods)
@@ -329,7 +330,7 @@ def build_network(
             e.dst,
             e.weight,
             gains[graph.node_stage[e.dst]],
-            nodes_name,
+            values_name,
             radius=radius,
             threshold=mode.threshold,
             material=edge_mat,
@@ -352,7 +353,7 @@ def build_network(
         model.labels,
         th,
         layout,
-        nodes_name,
+        values_name,
         core_layout.output_label_positions(graph, positions),
         pitch,
     )

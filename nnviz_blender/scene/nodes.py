@@ -11,11 +11,14 @@ The modifier's inputs are the user's knobs: Shape (0 cube, 1 sphere, 2 tile), Si
 Rotation and Material. Instance on Points copies the point attributes to the instances, where
 materials read them with an Attribute node of type INSTANCER.
 
-The evaluated nodes object is Join(the points as a point cloud of radius 0, the instances):
-every neuron stays point i of the point cloud whatever is instanced, and edges, labels, maps
-and slabs sample it (trees.node_points). A zero-radius point cloud neither renders nor draws;
-the mesh's loose vertices would draw in viewports (seen in the real window: a dark dot per
-neuron over the maps).
+The mesh has two objects. The *values* object (role "node_values", hidden in viewports and
+renders) is what everything reads: edges, labels, maps, slabs and bundles sample its evaluated
+vertices (trees.node_points; vertex i = network node i whatever is drawn), and a bake's
+modifier sits on it. Blender evaluates a hidden object that others read. The *nodes* object
+draws: its modifier instances the values object's evaluated vertices (Object Info), so its
+own output is instances only. Neither draws the points themselves: a mesh's loose vertices show
+as dots in Object Mode, and a point cloud of them, even of radius 0, is what EEVEE spent over
+half of a ResNet-18's 9 s redraw after each update on (real window, software GL).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def build_tree(network: str):
     trees.add_socket(tree, "Size", "NodeSocketFloat", default=0.09, min_value=0.0)
     trees.add_socket(tree, "Tile Rotation", "NodeSocketVector", default=(0.0, 0.0, 0.0))
     trees.add_socket(tree, "Material", "NodeSocketMaterial")
+    trees.add_socket(tree, "Values", "NodeSocketObject")
     trees.add_socket(tree, "Geometry", "NodeSocketGeometry", in_out="OUTPUT")
 
     n, link = trees.node, trees.link
@@ -71,7 +75,7 @@ def build_tree(network: str):
     link(tree, switch.outputs[0], material.inputs["Geometry"])
     link(tree, gin.outputs["Material"], material.inputs["Material"])
 
-    points = gin.outputs["Geometry"]
+    points = trees.node_points(tree, gin.outputs["Values"], -300, 500)
     inst = n(tree, "GeometryNodeInstanceOnPoints", 100, 100)
     link(tree, points, inst.inputs["Points"])
     # only "neurons" points (lod 0, or no `lod` at all) get an instance
@@ -86,12 +90,8 @@ def build_tree(network: str):
     link(tree, inst.outputs["Instances"], shrink.inputs["Instances"])
     link(tree, hidden, shrink.inputs["Selection"])
     shrink.inputs["Scale"].default_value = (0.0, 0.0, 0.0)
-    cloud = n(tree, "GeometryNodeMeshToPoints", 500, 300, mode="VERTICES")
-    link(tree, points, cloud.inputs["Mesh"])
-    cloud.inputs["Radius"].default_value = 0.0
     keep = n(tree, "GeometryNodeJoinGeometry", 700, 100)
-    keep.name = keep.label = KEEP_POINTS
-    link(tree, cloud.outputs["Points"], keep.inputs[0])
+    keep.name = keep.label = KEEP_POINTS  # the mark of a tree made since levels of detail
     link(tree, shrink.outputs["Instances"], keep.inputs[0])
     gout = n(tree, "NodeGroupOutput", 900, 100)
     link(tree, keep.outputs[0], gout.inputs["Geometry"])
@@ -103,12 +103,13 @@ KEEP_POINTS = "Keep Points"
 
 def instances_link(tree):
     """The link that brings the instances into the final Join (solid.py inserts its branch
-    there, so the points stay as they are)."""
+    there)."""
     keep = tree.nodes[KEEP_POINTS]
     return next(lk for lk in keep.inputs[0].links if lk.from_node.bl_idname != MESH_TO_POINTS)
 
 
-MESH_TO_POINTS = "GeometryNodeMeshToPoints"
+MESH_TO_POINTS = "GeometryNodeMeshToPoints"  # the point cloud of networks built before
+VALUES = "node_values"  # role of the values object
 
 
 def build(
@@ -139,10 +140,14 @@ def build(
     attributes.write(mesh, "map", fmap, "INT", "POINT")
     mesh.update()
 
+    values = util.tag(bpy.data.objects.new(f"{network} {VALUES}", mesh), network, VALUES)
+    values.hide_viewport = values.hide_render = values.hide_select = True
+    collection.objects.link(values)
     obj = util.tag(bpy.data.objects.new(f"{network} nodes", mesh), network, "nodes")
     collection.objects.link(obj)
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network)
+    trees.set_modifier_input(mod, "Values", values)
     trees.set_modifier_input(mod, "Shape", SHAPES.index(shape))
     trees.set_modifier_input(mod, "Size", float(size))
     trees.set_modifier_input(mod, "Tile Rotation", tuple(float(v) for v in tile_rotation))

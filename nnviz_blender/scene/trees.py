@@ -136,18 +136,18 @@ def object_geometry(tree, obj, x: float = 0.0, y: float = 0.0):
     return n.outputs["Geometry"]
 
 
-def node_points(tree, nodes_object, x: float = 0.0, y: float = 0.0):
-    """The evaluated nodes object's point cloud: point i = network node i whatever is
-    instanced (see nodes.py; the Solid Colors branch may add a mesh, never points)."""
+def node_points(tree, values_object, x: float = 0.0, y: float = 0.0):
+    """The evaluated values object's vertices: vertex i = network node i (scene.nodes), with
+    its POINT attributes (a bake's included)."""
     parts = node(tree, "GeometryNodeSeparateComponents", x + 150, y)
-    link(tree, object_geometry(tree, nodes_object, x, y), parts.inputs["Geometry"])
-    return parts.outputs["Point Cloud"]
+    link(tree, object_geometry(tree, values_object, x, y), parts.inputs["Geometry"])
+    return parts.outputs["Mesh"]
 
 
-def node_value(tree, nodes_object, attribute: str, index, x: float = 0.0, y: float = 0.0):
-    """A float attribute of network node `index`, read from the evaluated nodes object's points:
-    how edges, labels, maps and bars follow live updates and baked animations with no Python."""
-    geometry = node_points(tree, nodes_object, x, y + 200)
+def node_value(tree, values_object, attribute: str, index, x: float = 0.0, y: float = 0.0):
+    """A float attribute of network node `index`, read from the evaluated values object: how
+    edges, labels, maps and bars follow live updates and baked animations with no Python."""
+    geometry = node_points(tree, values_object, x, y + 200)
     field = named(tree, attribute, "FLOAT", x, y)
     return sample(tree, geometry, field, index, "FLOAT", x + 200, y + 100, domain="POINT")
 

@@ -7,7 +7,6 @@ import bpy
 from .. import live
 from ..animation import bake as anim_bake
 from ..animation import record
-from ..scene import util
 from .panel import _network, _Panel, viewport_shows, wrapped
 
 
@@ -75,8 +74,8 @@ class NNVIZ_PT_animation(_Panel, bpy.types.Panel):
                     f"{baked['frame_start']}-{baked['frame_end']}",
                     icon="CHECKMARK",
                 )
-            nodes = util.find("objects", name, "nodes")
-            mod = nodes.modifiers.get(anim_bake.MODIFIER) if nodes is not None else None
+            holder = anim_bake.baked_object(name)
+            mod = holder.modifiers.get(anim_bake.MODIFIER) if holder is not None else None
             if mod is not None:
                 # off: the viewport shows live drawing again; renders keep the bake if on
                 box.prop(mod, "show_viewport", text="Play Bake in Viewport")
