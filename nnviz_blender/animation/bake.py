@@ -31,14 +31,14 @@ from ..core.errors import NNVizError
 from ..core.graph import Graph
 from ..scene import attributes, compat, trees, util
 from ..scene import bundles as scene_bundles
-from ..scene.handle import Network
+from ..scene.handle import Network, NetworkError
 from . import keys
 from . import schedule as sched
 
 MODIFIER = "NNViz Bake"
 NODES_MODIFIER = "NNViz Nodes"
 ACT_NAME = "nnviz_act_{}"
-POSITION_ATTR = scene_bundles.POSITION_ATTR  # stored on the evaluated nodes for the bundles
+POSITION_ATTR = scene_bundles.POSITION_ATTR  # stored on the evaluated values for the bundles
 EASE_ATTR = scene_bundles.EASE_ATTR
 VALUE_ATTRS = ("act", "level", "signed")
 
@@ -196,8 +196,11 @@ def _constants_table(network: str, const: np.ndarray):
 
 
 def baked_object(network: str):
-    """The object the bake's modifier goes on (see the module docstring), or None."""
-    return util.find("objects", network, "node_values") or util.find("objects", network, "nodes")
+    """The object the bake's modifier goes on (Network.values), or None without a network."""
+    try:
+        return Network(network).values
+    except NetworkError:
+        return None
 
 
 def _values_object(network: str):

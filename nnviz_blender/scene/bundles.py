@@ -14,7 +14,7 @@ CURVE attributes: `glow` (float, written per update), `src_block`, `dst_block`, 
 
 A bake (animation.bake) adds `nnviz_glow_<k>` per key state and `dst_node` (a node of the
 bundle's destination stage); the modifier then mixes the two key states of the frame by that
-node's stage factor, both read from the evaluated nodes object (POSITION_ATTR, EASE_ATTR), so
+node's stage factor, both read from the evaluated values object (POSITION_ATTR, EASE_ATTR), so
 bundles follow the baked animation and its wave with no Python, as nodes and edges do.
 """
 
@@ -28,7 +28,7 @@ from . import attributes, compat, edges, trees, util
 ROLE = "bundles"
 MODIFIER = "NNViz Bundles"
 GLOW_NAME = "nnviz_glow_{}"
-POSITION_ATTR = "nnviz_position"  # written by the bake on the nodes' points (animation.bake)
+POSITION_ATTR = "nnviz_position"  # written by the bake on the node values (animation.bake)
 EASE_ATTR = "nnviz_ease"
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from ..core.errors import NNVizError
 from . import attributes, util
 
+VALUES = "node_values"  # role of the object node values are read from (scene.nodes)
+
 
 class NetworkError(NNVizError, ValueError):
     """A request that cannot be built (bad option, unknown network); the message is for users."""
@@ -114,7 +116,7 @@ class Network:
     def values(self):
         """The object everything samples node values from (scene.nodes: the hidden values
         object; for a network built before it, the nodes object)."""
-        return self.find("objects", "node_values") or self.nodes
+        return self.find("objects", VALUES) or self.nodes
 
     @property
     def edges(self):

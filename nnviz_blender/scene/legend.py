@@ -5,7 +5,7 @@ needs to be read without the text around it:
 
 - the size of every layer under its name ("6 x 28 x 28");
 - probability bars: one bar per class whose height is the output node's value, computed by
-  Geometry Nodes from the evaluated nodes object (like the edges), so the bars follow live
+  Geometry Nodes from the evaluated values object (like the edges), so the bars follow live
   updates and baked animations with no Python;
 - a colour legend: the nodes' colour ramp as a gradient strip with its meaning, and the two edge
   colours (excitatory / inhibitory contributions).

@@ -7,14 +7,14 @@
 - slab: one box per block (a channel; a chunk of a vector stage, core.lod.blocks) spanning
   its members; `node` is the block's first member.
 
-Both get a Geometry Nodes modifier that samples `act`, `level`, `signed` of point `node` of the
-evaluated nodes object (slabs: the mean over the block, see _block_means) and stores them on
-the faces, where a copy of the node material reads them (Attribute GEOMETRY: a FACE attribute
-is constant over its face, so each texel shows exactly its neuron's colour). An update still
-writes only the nodes' values. For Solid viewports and Workbench, which colour by material,
-each face also gets the material index 1 + its colour bin: slots 1..PALETTE_SIZE are copies of
-that material (the same shader, so renders do not change) whose viewport colour is the
-colormap at the bin.
+Both get a Geometry Nodes modifier that samples the values of vertex `node` of the evaluated
+values object (scene.nodes; slabs: the mean over the block, see _block_means) and stores those
+OPTIONAL names on the faces, where a copy of the node material reads them (Attribute GEOMETRY:
+a FACE attribute is constant over its face, so each texel shows exactly its neuron's colour).
+An update still writes only the nodes' values. For Solid viewports and Workbench, which colour
+by material, each face also gets the material index 1 + its colour bin: slots 1..PALETTE_SIZE
+are copies of that material (the same shader, so renders do not change) whose viewport colour
+is the colormap at the bin.
 
 `set_lods` is the one way to change levels on a built network: it rewrites the nodes'
 `lod` (which instances they get) and rebuilds these objects; Network.lods keeps the choice.
@@ -273,14 +273,13 @@ def _build_stage(network: str, collection, graph, k: int, lod: str, positions, l
     collection.objects.link(obj)
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network, lod == "slab", signed)
-    nodes = Network(network).nodes
-    trees.set_modifier_input(mod, "Nodes", Network(network).values)
+    trees.set_modifier_input(mod, "Nodes", net.values)
     if lod == "slab":
         trees.set_modifier_input(mod, "Stage", k)
     if trees.has_input(mod, "Act"):
         trees.set_modifier_input(mod, "Act", stage.kind == "input")
         trees.set_modifier_input(mod, "Level", k == len(graph.stages) - 1)
-    obj.matrix_world = nodes.matrix_world.copy()
+    obj.matrix_world = net.nodes.matrix_world.copy()
     return obj
 
 

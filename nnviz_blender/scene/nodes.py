@@ -27,6 +27,7 @@ import bpy
 import numpy as np
 
 from . import attributes, trees, util
+from .handle import VALUES
 
 SHAPES = ("cube", "sphere", "tile")
 VALUE_ATTRS = ("act", "level", "signed")
@@ -104,12 +105,7 @@ KEEP_POINTS = "Keep Points"
 def instances_link(tree):
     """The link that brings the instances into the final Join (solid.py inserts its branch
     there)."""
-    keep = tree.nodes[KEEP_POINTS]
-    return next(lk for lk in keep.inputs[0].links if lk.from_node.bl_idname != MESH_TO_POINTS)
-
-
-MESH_TO_POINTS = "GeometryNodeMeshToPoints"  # the point cloud of networks built before
-VALUES = "node_values"  # role of the values object
+    return tree.nodes[KEEP_POINTS].inputs[0].links[0]
 
 
 def build(
