@@ -116,13 +116,10 @@ def ensure_canvas(network: str, size: int = CANVAS_SIZE, colour: bool | None = N
     util.tag(image, network, "canvas_image")
     image.generated_color = (0.0, 0.0, 0.0, 1.0)
     location, extent = _canvas_place(network)
-    obj = bpy.data.objects.new(
-        f"{network} canvas", _canvas_mesh(f"{network} canvas", network, extent / 2)
-    )
-    util.tag(obj, network, "canvas")
+    mesh = _canvas_mesh(f"{network} canvas", network, extent / 2)
+    mesh.materials.append(_canvas_material(network, image))
+    obj = util.new_object(coll, network, "canvas", mesh)
     obj.location = location
-    obj.data.materials.append(_canvas_material(network, image))
-    coll.objects.link(obj)
     return image.name
 
 

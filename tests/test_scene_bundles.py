@@ -187,3 +187,22 @@ def test_solid_shows_bundles_in_the_edges_colour(big_onnx):
         assert data.materials[0].original == edge_mat, role
     r, g, b, a = edge_mat.diffuse_color
     assert b > r and 0 < a < 1  # the theme's cyan, faint
+
+
+def test_nothing_a_network_draws_casts_shadows(cnn, small_budgets):
+    """Every material a network makes is emission, which shadows cannot darken; casting them
+    would make EEVEE re-render its shadow maps on every update (util.new_object)."""
+    from nnviz_blender import live
+    from nnviz_blender.scene import highlight, legend
+
+    name = network.build_network(cnn, "net", lod={"conv1": "maps", "pool1": "slab"})
+    live.ensure_canvas(name)
+    legend.add(name)
+    highlight.show(name, np.array([0]), np.array([800]), np.array([1.0]), 0.1)
+    studio.setup(name, engine="cycles", samples=1, resolution=(64, 36), layered=False)
+    shown = [o for kind, o in util.owned(name) if kind == "objects" and o.type != "EMPTY"]
+    roles = {str(o.get(util.ROLE)).split(" ")[0] for o in shown}
+    assert {"nodes", "edges", "bundles", "maps", "canvas", "highlight", "bars"} <= roles
+    drawn = [o for o in shown if o.type not in ("CAMERA", "LIGHT")]
+    assert [o.name for o in drawn if o.visible_shadow] == []
+    assert util.find("objects", name, "light").visible_shadow  # the user's materials may want it

@@ -165,7 +165,7 @@ def build_tree(network: str):
 def _table_object(network: str, role: str, mesh):
     """An object for a table mesh. It is linked to no collection: it never renders and never
     shows, yet the bake modifier's reference keeps it in the file and in the depsgraph."""
-    obj = util.tag(bpy.data.objects.new(mesh.name, mesh), network, role)
+    obj = util.new_object(None, network, role, mesh, mesh.name)
     obj.hide_select = True
     return obj
 

@@ -122,8 +122,7 @@ def build(
     if material is not None:
         curves.materials.append(material)
     curves.update_tag()
-    obj = util.tag(bpy.data.objects.new(f"{network} bundles", curves), network, ROLE)
-    collection.objects.link(obj)
+    obj = util.new_object(collection, network, ROLE, curves)
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network)
     trees.set_modifier_input(mod, "Nodes", values_object)

@@ -200,8 +200,7 @@ def build(
         curves.materials.append(material)
     curves.update_tag()
 
-    obj = util.tag(bpy.data.objects.new(f"{network} edges", curves), network, "edges")
-    collection.objects.link(obj)
+    obj = util.new_object(collection, network, "edges", curves)
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network)
     trees.set_modifier_input(mod, "Nodes", bpy.data.objects[values_object])

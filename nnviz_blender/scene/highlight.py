@@ -68,8 +68,7 @@ def show(network: str, src: np.ndarray, dst: np.ndarray, signal: np.ndarray, rad
         attributes.write(curves, "radius", np.full(2 * m, radius, np.float32), "FLOAT", "POINT")
         edges.draw_control_points(curves)
     curves.materials.append(_material(network))
-    obj = util.tag(bpy.data.objects.new(f"{network} highlight", curves), network, ROLE)
+    obj = util.new_object(coll, network, ROLE, curves)
     obj.matrix_world = net.nodes.matrix_world.copy()  # same space as the node positions
     obj.hide_select = True
-    coll.objects.link(obj)
     return obj.name

@@ -206,8 +206,7 @@ def probability_bars(network: str, height: float | None = None) -> list[str]:
     attributes.write_positions(mesh, co)
     attributes.write(mesh, "node", out["start"] + np.arange(n_out), "INT", "POINT")
     mesh.update()
-    obj = util.tag(bpy.data.objects.new(f"{network} probability bars", mesh), network, "bars")
-    fig.objects.link(obj)
+    obj = util.new_object(fig, network, "bars", mesh, f"{network} probability bars")
     mod = obj.modifiers.new(BARS_MODIFIER, "NODES")
     mod.node_group = _bars_tree(network, net.output)
     trees.set_modifier_input(mod, "Nodes", Network(network).values)
@@ -267,9 +266,8 @@ def _strip(network, coll, role, location, width, height, mat):
     corners = [[0, 0, 0], [width, 0, 0], [width, 0, height], [0, 0, height]]
     mesh = util.quad_mesh(f"{network} {role}", network, role, corners)
     mesh.materials.append(mat)
-    obj = util.tag(bpy.data.objects.new(f"{network} {role}", mesh), network, role)
+    obj = util.new_object(coll, network, role, mesh)
     obj.location = tuple(float(v) for v in location)
-    coll.objects.link(obj)
     return obj
 
 

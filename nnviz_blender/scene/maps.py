@@ -269,8 +269,7 @@ def _build_stage(network: str, collection, graph, k: int, lod: str, positions, l
     attributes.write(mesh, "signed" if signed else "level", zeros, "FLOAT", "FACE")
     for mat in palette(network, materials.COLORMAPS[cmap]):
         mesh.materials.append(mat)
-    obj = util.tag(bpy.data.objects.new(name, mesh), network, role(k))
-    collection.objects.link(obj)
+    obj = util.new_object(collection, network, role(k), mesh, name)
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network, lod == "slab", signed)
     trees.set_modifier_input(mod, "Nodes", net.values)

@@ -136,11 +136,9 @@ def build(
     attributes.write(mesh, "map", fmap, "INT", "POINT")
     mesh.update()
 
-    values = util.tag(bpy.data.objects.new(f"{network} {VALUES}", mesh), network, VALUES)
+    values = util.new_object(collection, network, VALUES, mesh)
     values.hide_viewport = values.hide_render = values.hide_select = True
-    collection.objects.link(values)
-    obj = util.tag(bpy.data.objects.new(f"{network} nodes", mesh), network, "nodes")
-    collection.objects.link(obj)
+    obj = util.new_object(collection, network, "nodes", mesh)
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = build_tree(network)
     trees.set_modifier_input(mod, "Values", values)

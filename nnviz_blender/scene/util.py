@@ -48,6 +48,19 @@ def tag(block, network: str, role: str | None = None):
     return block
 
 
+def new_object(collection, network: str, role: str, data, name: str | None = None):
+    """An object showing `data` (a mesh, curves, text), tagged and linked into `collection`
+    (None: linked nowhere). It casts no shadows: every material a network makes is emission,
+    which shadows cannot darken, so Cycles and Workbench draw the same; EEVEE (Material Preview)
+    would otherwise re-render its shadow maps for every object an update changes: a ResNet-18's
+    update plus redraw in the real window took 4.1 s with them and 1.5 s without."""
+    obj = tag(bpy.data.objects.new(name or f"{network} {role}", data), network, role)
+    obj.visible_shadow = False
+    if collection is not None:
+        collection.objects.link(obj)
+    return obj
+
+
 def owned(network: str) -> list[tuple[str, object]]:
     """Every data-block owned by `network` as (bpy.data attribute, block)."""
     found = []
@@ -111,10 +124,9 @@ def text_object(network, collection, role, body, location, size, mat, align_x="C
     curve.align_x = align_x
     curve.align_y = "CENTER"
     curve.materials.append(mat)
-    obj = tag(bpy.data.objects.new(f"{network} {role}", curve), network, role)
+    obj = new_object(collection, network, role, curve)
     obj.location = tuple(float(v) for v in location)
     obj.rotation_euler = UPRIGHT
-    collection.objects.link(obj)
     adopt_new("fonts", fonts_before, network)
     return obj
 
