@@ -395,30 +395,41 @@ def test_a_second_network_goes_beside_the_first():
 
 
 def seen_by_the_view(area, points):
-    """For each point: inside the 3D viewport's view (its lens on the viewport's sensor, the
-    region's aspect) and between its clip start and end."""
+    """For each point: between the 3D viewport's clip start and end, and inside the part of
+    its region no header, toolbar or sidebar covers (viewport.visible_rect), through its lens on
+    the viewport's sensor (which spans the region's longer side)."""
     from mathutils import Vector
 
-    from nnviz_blender.scene.viewport import VIEWPORT_SENSOR
+    from nnviz_blender.scene.viewport import VIEWPORT_SENSOR, visible_rect
 
     space = area.spaces.active
     r3d = space.region_3d
     region = next(r for r in area.regions if r.type == "WINDOW")
+    x0, y0, x1, y1 = visible_rect(area)
     rot = r3d.view_rotation.to_matrix()
     eye = r3d.view_location + rot @ Vector((0.0, 0.0, r3d.view_distance))
-    aspect = region.width / region.height
-    tan_x = VIEWPORT_SENSOR / (2 * space.lens)  # along the longer side
-    tan_x, tan_y = (tan_x, tan_x / aspect) if aspect >= 1 else (tan_x * aspect, tan_x)
+    scale = max(region.width, region.height) / 2 / (VIEWPORT_SENSOR / (2 * space.lens))
     seen = []
     for p in points:
         local = rot.transposed() @ (Vector(p) - eye)  # the view looks along -z
         depth = -local.z
-        seen.append(
-            space.clip_start < depth < space.clip_end
-            and abs(local.x) <= depth * tan_x
-            and abs(local.y) <= depth * tan_y
-        )
+        px = region.width / 2 + local.x / depth * scale
+        py = region.height / 2 + local.y / depth * scale
+        seen.append(space.clip_start < depth < space.clip_end and x0 <= px <= x1 and y0 <= py <= y1)
     return np.array(seen)
+
+
+def test_the_visible_part_of_a_viewport_leaves_out_its_headers_and_toolbar():
+    from nnviz_blender.scene.viewport import visible_rect
+
+    bpy.ops.wm.read_homefile(app_template="")
+    area = next(a for a in bpy.data.screens["Layout"].areas if a.type == "VIEW_3D")
+    size = {r.type: (r.width, r.height) for r in area.regions}
+    width, height = size["WINDOW"]
+    tools = size["TOOLS"][0]
+    headers = size["HEADER"][1] + size["TOOL_HEADER"][1]
+    assert size["UI"][0] <= 1  # the sidebar is closed in the default layout
+    assert visible_rect(area) == (tools, 0, width, height - headers)
 
 
 def box_corners(box):

@@ -49,24 +49,65 @@ VIEWPORT_SENSOR = 72.0  # mm: a 3D viewport's lens acts on twice the camera's de
 CLIP_DEPTH = 4.0  # a framed viewport sees this many view distances deep, at least
 
 
+def visible_rect(area) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of the 3D viewport's drawing region, in its own pixels, that no other
+    region covers: with region overlap (Blender's default) the headers, the toolbar and the
+    sidebar are drawn over the view, as Blender's own View All allows for."""
+    region = next((r for r in area.regions if r.type == "WINDOW"), None)
+    if region is None or region.width < 2 or region.height < 2:
+        return None
+    x0, y0, x1, y1 = 0, 0, region.width, region.height
+    for r in area.regions:
+        if r.type == "WINDOW" or r.width < 2 or r.height < 2:
+            continue
+        left, bottom = r.x - region.x, r.y - region.y
+        right, top = left + r.width, bottom + r.height
+        if right <= 0 or left >= region.width or top <= 0 or bottom >= region.height:
+            continue  # beside the view, not over it
+        if r.alignment == "LEFT":
+            x0 = max(x0, right)
+        elif r.alignment == "RIGHT":
+            x1 = min(x1, left)
+        elif r.alignment == "TOP":
+            y1 = min(y1, bottom)
+        elif r.alignment == "BOTTOM":
+            y0 = max(y0, top)
+    if x1 - x0 < region.width // 4 or y1 - y0 < region.height // 4:
+        return 0, 0, region.width, region.height  # too little left: use all of it
+    return x0, y0, x1, y1
+
+
 def frame(area, network_name: str) -> bool:
     """Turn the 3D viewport `area` to the network's three-quarter view (studio.pose, as the
-    camera's iso preset), framing all of it (evaluated edges, labels and canvas included), and
-    push its clip end out so nothing of it is cut off; False if there is nothing to frame."""
+    camera's iso preset), framing all of it (evaluated edges, labels and canvas included) in
+    the part no header, toolbar or sidebar covers (visible_rect), and push its clip end out so
+    nothing of it is cut off; False if there is nothing to frame."""
     space = area.spaces.active if area.type == "VIEW_3D" else None
     region = next((r for r in area.regions if r.type == "WINDOW"), None)
     box = network.bounds(network_name) if space is not None else None
-    if space is None or region is None or space.region_3d is None or box is None:
+    rect = visible_rect(area) if region is not None else None
+    if space is None or rect is None or space.region_3d is None or box is None:
         return False
     lo, hi = box
     corners = np.array([[(lo, hi)[i >> k & 1][k] for k in range(3)] for i in range(8)])
-    aspect = region.width / max(1, region.height)
+    x0, y0, x1, y1 = rect
+    longer = max(region.width, region.height)  # the viewport's lens spans its longer side
+    seen = max(x1 - x0, y1 - y0) / longer
     view = studio.pose(
-        corners, "iso", Network(network_name).layout, aspect, space.lens, VIEWPORT_SENSOR
+        corners,
+        "iso",
+        Network(network_name).layout,
+        (x1 - x0) / (y1 - y0),
+        space.lens,
+        VIEWPORT_SENSOR * seen,
     )
+    # the view's centre sits at the region's; move it so the network's sits at the rect's
+    pixel = view.distance * VIEWPORT_SENSOR / space.lens / longer  # at the target's depth
+    right, up = view.rotation.col[0], view.rotation.col[1]
+    dx, dy = (x0 + x1 - region.width) / 2, (y0 + y1 - region.height) / 2
     r3d = space.region_3d
     r3d.view_perspective = "PERSP"
-    r3d.view_location = view.target
+    r3d.view_location = view.target - (right * dx + up * dy) * pixel
     r3d.view_rotation = view.rotation.to_quaternion()
     r3d.view_distance = view.distance
     space.clip_end = max(space.clip_end, view.distance * CLIP_DEPTH)
