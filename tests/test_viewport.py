@@ -178,3 +178,35 @@ def test_solid_viewports_colour_nodes_by_material(theme):
     assert [n.bl_idname for n in copy.node_tree.nodes] == [
         n.bl_idname for n in node_mat.node_tree.nodes
     ]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_off_centre_window_holds_every_point_exactly(seed):
+    """studio.eye_in_window: seen through a perspective view, every point falls inside an
+    off-centre window (a viewport's part beside its sidebar), and the window is filled: the
+    points reach both of its sides on one axis, with about as much room either side on the
+    other."""
+    from mathutils import Euler
+
+    from nnviz_blender.scene import studio
+
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(50, 3)) * rng.uniform(1, 30, 3)
+    rotation = np.array(Euler(rng.uniform(-3, 3, 3)).to_matrix())
+    window = (-0.3, 0.1, -0.12, 0.25)
+    eye = studio.eye_in_window(points, rotation, window, margin=1.0)
+    p = points @ rotation - eye
+    assert (p[:, 2] < 0).all()  # every point in front
+    tx, ty = p[:, 0] / -p[:, 2], p[:, 1] / -p[:, 2]
+    lo = np.array([tx.min(), ty.min()])
+    hi = np.array([tx.max(), ty.max()])
+    assert (lo >= np.array(window[0::2]) - 1e-9).all() and (
+        hi <= np.array(window[1::2]) + 1e-9
+    ).all()
+    room_lo, room_hi = lo - window[0::2], np.array(window[1::2]) - hi
+    full = np.isclose(room_lo, 0, atol=1e-9) & np.isclose(room_hi, 0, atol=1e-9)
+    assert full.sum() >= 1
+    other = ~full  # room on both of its sides, about as much
+    assert (
+        np.minimum(room_lo, room_hi)[other].min() > 0.5 * np.maximum(room_lo, room_hi)[other].max()
+    )

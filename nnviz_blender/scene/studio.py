@@ -120,6 +120,31 @@ def pose(
     return Pose(target, rotation, float(max(need_x.max(), need_y.max())), None)
 
 
+def eye_in_window(
+    points: np.ndarray, rotation, window: tuple[float, float, float, float], margin: float = 1.06
+) -> np.ndarray:
+    """Where a perspective eye turned by `rotation` (columns: right, up, back; it looks along
+    -back) stands nearest the points while every one of them falls inside `window`: (left,
+    right, bottom, top) as tangents of the view angle off the view axis, so an off-centre part of
+    a view can be filled. Exact: a point p (in the rotation's basis) is inside when
+    left <= (p.x - e.x) / (e.z - p.z) <= right, which is linear in the eye e; returns the eye in
+    the rotation's basis (x, y, z)."""
+    p = np.asarray(points, np.float64) @ np.asarray(rotation, np.float64)
+    left, right, bottom, top = (t / margin for t in window)
+    eye = np.empty(3)
+    need = [float(p[:, 2].max()) + 1e-3]  # in front of the eye
+    ranges = []
+    for axis, lo, hi in ((0, left, right), (1, bottom, top)):
+        a_hi = float((p[:, axis] + hi * p[:, 2]).max())  # e.axis >= a_hi - hi * e.z
+        a_lo = float((p[:, axis] + lo * p[:, 2]).min())  # e.axis <= a_lo - lo * e.z
+        need.append((a_hi - a_lo) / (hi - lo))
+        ranges.append((a_hi, hi, a_lo, lo))
+    eye[2] = max(need)
+    for axis, (a_hi, hi, a_lo, lo) in enumerate(ranges):
+        eye[axis] = ((a_hi - hi * eye[2]) + (a_lo - lo * eye[2])) / 2  # centred in its room
+    return eye
+
+
 def frame(
     camera_obj, points: np.ndarray, preset: str, style: str, aspect: float, margin: float = 1.06
 ) -> None:

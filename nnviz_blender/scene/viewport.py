@@ -46,7 +46,7 @@ def use_scene_look(shading) -> None:
 
 
 VIEWPORT_SENSOR = 72.0  # mm: a 3D viewport's lens acts on twice the camera's default sensor
-CLIP_DEPTH = 4.0  # a framed viewport sees this many view distances deep, at least
+CLIP_DEPTH = 2.0  # a framed viewport sees at least this many times as deep as its farthest point
 
 
 def visible_rect(area) -> tuple[int, int, int, int] | None:
@@ -91,24 +91,24 @@ def frame(area, network_name: str) -> bool:
     lo, hi = box
     corners = np.array([[(lo, hi)[i >> k & 1][k] for k in range(3)] for i in range(8)])
     x0, y0, x1, y1 = rect
-    longer = max(region.width, region.height)  # the viewport's lens spans its longer side
-    seen = max(x1 - x0, y1 - y0) / longer
-    view = studio.pose(
-        corners,
-        "iso",
-        Network(network_name).layout,
-        (x1 - x0) / (y1 - y0),
-        space.lens,
-        VIEWPORT_SENSOR * seen,
+    view = studio.pose(corners, "iso", Network(network_name).layout, 1.0)  # for its rotation
+    rotation = np.array(view.rotation)
+    # the lens spans the region's longer side; the window is the visible rect in tangents
+    per_pixel = VIEWPORT_SENSOR / space.lens / max(region.width, region.height)
+    cx, cy = region.width / 2, region.height / 2
+    window = (
+        (x0 - cx) * per_pixel,
+        (x1 - cx) * per_pixel,
+        (y0 - cy) * per_pixel,
+        (y1 - cy) * per_pixel,
     )
-    # the view's centre sits at the region's; move it so the network's sits at the rect's
-    pixel = view.distance * VIEWPORT_SENSOR / space.lens / longer  # at the target's depth
-    right, up = view.rotation.col[0], view.rotation.col[1]
-    dx, dy = (x0 + x1 - region.width) / 2, (y0 + y1 - region.height) / 2
+    eye = studio.eye_in_window(corners, rotation, window)
+    depth = corners @ rotation[:, 2]
+    centre = (depth.min() + depth.max()) / 2  # orbit about the network's middle
     r3d = space.region_3d
     r3d.view_perspective = "PERSP"
-    r3d.view_location = view.target - (right * dx + up * dy) * pixel
     r3d.view_rotation = view.rotation.to_quaternion()
-    r3d.view_distance = view.distance
-    space.clip_end = max(space.clip_end, view.distance * CLIP_DEPTH)
+    r3d.view_location = rotation @ np.array([eye[0], eye[1], centre])
+    r3d.view_distance = eye[2] - centre
+    space.clip_end = max(space.clip_end, (eye[2] - depth.min()) * CLIP_DEPTH)
     return True
