@@ -471,3 +471,22 @@ def test_build_frames_a_resnet18_whole(big_onnx):
     assert seen_by_the_view(area, box_corners((lo, hi))).all()
     r3d.view_location, r3d.view_rotation, r3d.view_distance = before
     assert not seen_by_the_view(area, box_corners((lo, hi))).all()  # the view Blender opens with
+
+
+def test_start_frames_the_view_only_once_the_split_area_is_laid_out():
+    """A split changes an area at once and its regions at the next redraw (a second or two for a
+    big network on software GL): framing before that fits the old, wider size."""
+    from types import SimpleNamespace
+
+    from nnviz_blender.ui import canvas_area
+
+    bpy.ops.wm.read_homefile(app_template="")
+    area = canvas_area.pick_view3d(bpy.data.screens["Layout"].areas)
+    assert canvas_area.has_its_size(area)  # a laid-out area: its region fills it
+    region = canvas_area.window_region(area)
+    stale = SimpleNamespace(type="WINDOW", width=region.width, height=region.height)
+    split = SimpleNamespace(width=int(area.width * (1 - canvas_area.SHARE)), height=area.height)
+    split.regions = [stale]  # the view's half of a split, its region still the old size
+    assert not canvas_area.has_its_size(split)
+    stale.width = split.width
+    assert canvas_area.has_its_size(split)

@@ -20,7 +20,8 @@ import bpy
 from ..scene import viewport
 
 SHARE = 0.4  # of the 3D viewport's width for the canvas
-FIT_DELAY = 0.2  # seconds: fit the view once the new area has its size
+FIT_DELAY = 0.2  # seconds between looks at whether the split areas' regions have their size
+FIT_TRIES = 50  # looks before fitting anyway (a software-GL redraw of a big network takes 1-2 s)
 
 _opened: dict[str, tuple[str, int]] = {}  # network -> (screen name, area pointer)
 
@@ -65,6 +66,14 @@ def _find(screen_name: str, pointer: int):
     return None
 
 
+def has_its_size(area) -> bool:
+    """Whether `area`'s main region has been laid out in the area's present size: a split
+    changes the area at once, its regions only at the next redraw of the window, and a view
+    fitted to the old size would show the network at 3/5 of the size it should."""
+    region = window_region(area)
+    return region is not None and 1 < region.width <= area.width and region.height <= area.height
+
+
 def fit(screen_name: str, pointer: int) -> None:
     """Zoom the Image Editor to show the whole canvas."""
     found = _find(screen_name, pointer)
@@ -85,6 +94,24 @@ def frame_network(screen_name: str, pointer: int, network: str) -> None:
     found = _find(screen_name, pointer)
     if found is not None:
         viewport.frame(found[2], network)
+
+
+def when_laid_out(screen_name: str, pointer: int, then) -> None:
+    """Call `then()` once the area (screen name, pointer) has its size (has_its_size), looking
+    every FIT_DELAY seconds, FIT_TRIES times at most; nothing if the area is gone."""
+    tries = [0]
+
+    def look():
+        found = _find(screen_name, pointer)
+        if found is None:
+            return None
+        tries[0] += 1
+        if not has_its_size(found[2]) and tries[0] < FIT_TRIES:
+            return FIT_DELAY
+        then()
+        return None
+
+    bpy.app.timers.register(look, first_interval=FIT_DELAY)
 
 
 def open_beside(context, network: str, image_name: str) -> str:
@@ -119,9 +146,9 @@ def open_beside(context, network: str, image_name: str) -> str:
     show_canvas_in(left, image)
     key = (screen.name, left.as_pointer())
     _opened[network] = key
-    bpy.app.timers.register(lambda: fit(*key), first_interval=FIT_DELAY)
+    when_laid_out(*key, lambda: fit(*key))
     view_key = (screen.name, view.as_pointer())
-    bpy.app.timers.register(lambda: frame_network(*view_key, network), first_interval=FIT_DELAY)
+    when_laid_out(*view_key, lambda: frame_network(*view_key, network))
     return "opened"
 
 

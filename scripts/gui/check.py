@@ -38,6 +38,7 @@ ZERO = [
     ]
 ]
 
+FILL_MIN = 0.85  # of the viewport's uncovered part a framed network's box spans, at least
 OP = "op:bpy.ops.nnviz."
 PROP = "prop:bpy.data.scenes["
 
@@ -115,7 +116,18 @@ class Check:
         self.s.say(f"built {name}: {n.get('node_count')} nodes, {n.get('edge_curves')} edges")
         self.summary[f"{model}_edges"] = n.get("edge_curves")
         self.summary[f"{model}_edge_points"] = n.get("edge_points")
+        self.framed(name, "after Build")
         return name
+
+    def framed(self, name: str, when: str) -> None:
+        """The network is whole in the viewport's uncovered part and fills it (FILL_MIN)."""
+        f = self.s.probe("framing", name=name)
+        self.summary[f"{name}_framing {when}"] = f
+        self.expect(
+            bool(f.get("inside")) and f.get("fill", 0) >= FILL_MIN,
+            f"{when}: {name} whole in the viewport's uncovered part, spanning "
+            f"{f.get('fill')} of it ({FILL_MIN} at least)",
+        )
 
     def measure(self, label: str) -> None:
         """ms per redraw: the whole window (DRAW_WIN_SWAP) and the 3D viewport region alone
@@ -144,6 +156,11 @@ class Check:
         )
         self.summary[f"{name}_empty_prediction"] = n.get("prediction")
         self.s.say(f"after Start: {sc['shading']}, {sc['mode']}, prediction {n.get('prediction')}")
+        # Start frames the network in the narrower viewport beside the canvas once it is laid out
+        end = time.time() + 30
+        while time.time() < end and self.s.probe("framing", name=name).get("fill", 0) < FILL_MIN:
+            time.sleep(1.0)
+        self.framed(name, "after Start")
         facing = self.s.probe("canvas_points", name=name, uvs=[[0.5, 0.5]])
         self.summary[f"{name}_canvas_facing_at_start"] = round(facing.get("facing", 0), 3)
         self.shot(f"{name}_live_started")

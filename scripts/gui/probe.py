@@ -346,6 +346,38 @@ def canvas_points(name: str, uvs: list) -> dict:
 # --- viewport drawing cost ---------------------------------------------------------------------
 
 
+def framing(name: str) -> dict:
+    """How the largest 3D viewport shows network `name`: its bounding box's 8 corners projected
+    into the region, the part of the region no header, toolbar or sidebar covers
+    (viewport.visible_rect), whether every corner is inside it and how much of the part the
+    corners span on the axis they fill most (1 = edge to edge)."""
+    from bpy_extras import view3d_utils
+    from mathutils import Vector
+
+    win, area, region, _ = _view3d()
+    box = _sub("scene.network").bounds(name)
+    if region is None or box is None:
+        return dict(error="no 3D viewport or no network")
+    x0, y0, x1, y1 = _sub("scene.viewport").visible_rect(area)
+    r3d = area.spaces.active.region_3d
+    pts = []
+    for i in range(8):
+        corner = Vector([float((box[0], box[1])[i >> k & 1][k]) for k in range(3)])
+        p = view3d_utils.location_3d_to_region_2d(region, r3d, corner)
+        pts.append(None if p is None else (round(p.x), round(p.y)))
+    inside = all(p is not None and x0 <= p[0] <= x1 and y0 <= p[1] <= y1 for p in pts)
+    seen = [p for p in pts if p is not None]
+    xs, ys = [p[0] for p in seen], [p[1] for p in seen]
+    fill = max((max(xs) - min(xs)) / (x1 - x0), (max(ys) - min(ys)) / (y1 - y0)) if seen else 0
+    return dict(
+        region=(region.width, region.height),
+        visible=(x0, y0, x1, y1),
+        corners=pts,
+        inside=inside,
+        fill=round(fill, 3),
+    )
+
+
 def set_shading(kind: str) -> dict:
     """Measurement set-up (not a feature button): the viewport's shading mode."""
     _win, area, _main, _ui = _view3d()
