@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import CNN_SPEC, MODELS, random_arrays
+from conftest import CNN_SPEC, MODELS, digit, random_arrays
 
 bpy = pytest.importorskip("bpy")
 pytestmark = [pytest.mark.blender, pytest.mark.usefixtures("empty_blend")]
@@ -180,6 +180,7 @@ def test_solid_shows_bundles_in_the_edges_colour(big_onnx):
     bundles', evaluated, is the edge material, so they show as the edges do."""
     model = load_model(big_onnx("ptex"))
     name = network.build_network(model, "ptex", edges="topk:8")
+    network.show_input(name, model, digit(model))  # its viewport draws the edges that show
     depsgraph = bpy.context.evaluated_depsgraph_get()
     edge_mat = util.find("materials", name, "edges_material")
     for role in ("edges", bundles.ROLE):
@@ -206,3 +207,26 @@ def test_nothing_a_network_draws_casts_shadows(cnn, small_budgets):
     drawn = [o for o in shown if o.type not in ("CAMERA", "LIGHT")]
     assert [o.name for o in drawn if o.visible_shadow] == []
     assert util.find("objects", name, "light").visible_shadow  # the user's materials may want it
+
+
+def test_a_bundled_network_draws_only_the_connections_that_show_in_viewports(cnn, small_budgets):
+    """Too big to draw every connection, its viewports always draw the light version (the one
+    shipped networks draw while painting): before any input none, after one only those that
+    show clearly; live drawing stopping does not bring the invisible ones back."""
+    from conftest import evaluated_edges
+
+    from nnviz_blender.scene import edges, materials
+
+    name = network.build_network(cnn, "net")
+    net = Network(name)
+    assert net.bundled
+    all_edges = len(net.edges.data.curves)
+    assert len(evaluated_edges(name).curves) == 0  # nothing shows yet
+    network.show_input(name, cnn, digit(cnn))
+    glow = np.abs(attributes.read(evaluated_edges(name), "glow"))
+    mat = util.find("materials", name, "edges_material")
+    level = edges.painting_threshold(*materials.edge_look(mat))
+    assert 0 < len(glow) < all_edges and glow.min() >= level
+    network.set_painting(name, True)  # live drawing starts
+    network.set_painting(name, False)  # and stops
+    assert len(evaluated_edges(name).curves) == len(glow)

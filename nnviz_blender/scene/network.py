@@ -344,6 +344,7 @@ def build_network(
             _build_bundles(
                 name, model, graph, positions, drawn.bundled, edges_coll, radius, edge_mat
             )
+            set_painting(name, False)  # its viewports draw the light version
 
     scene_labels.build(
         name,
@@ -377,10 +378,15 @@ def set_edge_fade(name: str, fade: float, strength: float | None = None) -> None
 
 def set_painting(name: str, on: bool) -> None:
     """While the user paints, viewports draw a light version of the edges: only those that show
-    clearly, one segment each (edges.build_tree); renders always draw the full one."""
-    mod = Network(name).modifier("edges", scene_edges.MODIFIER)
+    clearly, one segment each (edges.build_tree); renders always draw the full one. A network
+    too big to draw every connection (it has bundles) draws the light version in viewports
+    always: drawing its invisible connections made every redraw of a ResNet-18 after Build take
+    2.5x as long in the real window (3.5 s against 1.4 s on software GL)."""
+    net = Network(name)
+    mod = net.modifier("edges", scene_edges.MODIFIER)
     if mod is None or not trees.has_input(mod, "Painting"):
         return
+    on = bool(on) or bool(net.bundled)
     if bool(trees.get_modifier_input(mod, "Painting")) != bool(on):
         trees.set_modifier_input(mod, "Painting", bool(on))
 
