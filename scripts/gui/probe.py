@@ -385,6 +385,16 @@ def set_shading(kind: str) -> dict:
     return dict(shading=area.spaces.active.shading.type)
 
 
+def set_model_file(path: str) -> dict:
+    """Set-up (not a feature button): the panel's model is the ONNX file `path`, as if picked
+    in the file browser (the browser itself: a colour model picked through it in an earlier
+    check, README "Your own model")."""
+    settings = bpy.context.scene.nnviz
+    settings.model_path = path
+    settings.model = "FILE"
+    return dict(model=settings.model, path=settings.model_path)
+
+
 def view_all() -> dict:
     """Measurement set-up: a perspective view framing everything (View > Frame All)."""
     win, area, main, _ui = _view3d()
