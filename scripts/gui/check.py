@@ -401,6 +401,7 @@ def main() -> int:
         c.inspect_and_trace(name)
         c.record_and_bake(name)
         if args.resnet18:
+            c.open_panel(0, "remove(")
             c.remove(name)
             paint_big(c, s, "r18_64", SEVEN)
     except Exception as exc:  # a step could not be driven: that is a failure too
