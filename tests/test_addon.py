@@ -420,16 +420,38 @@ def seen_by_the_view(area, points):
 
 
 def test_the_visible_part_of_a_viewport_leaves_out_its_headers_and_toolbar():
+    """Whatever regions a Blender line draws over the view (the toolbar; the headers where they
+    are transparent), the visible part meets none of them and leaves out nothing else."""
     from nnviz_blender.scene.viewport import visible_rect
 
     bpy.ops.wm.read_homefile(app_template="")
     area = next(a for a in bpy.data.screens["Layout"].areas if a.type == "VIEW_3D")
-    size = {r.type: (r.width, r.height) for r in area.regions}
-    width, height = size["WINDOW"]
-    tools = size["TOOLS"][0]
-    headers = size["HEADER"][1] + size["TOOL_HEADER"][1]
-    assert size["UI"][0] <= 1  # the sidebar is closed in the default layout
-    assert visible_rect(area) == (tools, 0, width, height - headers)
+    main = next(r for r in area.regions if r.type == "WINDOW")
+    x0, y0, x1, y1 = visible_rect(area)
+    over = []  # the other regions' rectangles within the view, in its own pixels
+    for r in area.regions:
+        left, bottom = r.x - main.x, r.y - main.y
+        box = (max(left, 0), max(bottom, 0), min(left + r.width, main.width))
+        box += (min(bottom + r.height, main.height),)
+        if (
+            r.type != "WINDOW"
+            and r.width > 1
+            and r.height > 1
+            and box[0] < box[2]
+            and box[1] < box[3]
+        ):
+            over.append((r.type, box))
+    assert "TOOLS" in {kind for kind, _ in over}  # the default layout's toolbar is drawn over it
+    for _, (a0, b0, a1, b1) in over:
+        assert a1 <= x0 or a0 >= x1 or b1 <= y0 or b0 >= y1  # none reaches into the part
+    boxes = [b for _, b in over]
+    for edge, full, covered in (
+        (x0, 0, [b[2] for b in boxes]),
+        (y0, 0, [b[3] for b in boxes]),
+        (x1, main.width, [b[0] for b in boxes]),
+        (y1, main.height, [b[1] for b in boxes]),
+    ):
+        assert edge in [full, *covered]  # each side is the view's own or a region's edge
 
 
 def box_corners(box):
