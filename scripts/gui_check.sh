@@ -4,7 +4,7 @@
 # Slow (10-20 min with software OpenGL) and not part of CI. Run as root:
 #
 #   bash ../shared/tools/blender-gui/setup.sh "$PWD"   # once: the Debian 13 root with Blender 4.3
-#   bash scripts/gui_check.sh [--out DIR] [--iterations N] [--skip-mlp] [--resnet18] [--keep]
+#   bash scripts/gui_check.sh [--out DIR] [--iterations N] [--skip-mlp] [--skip-cnn] [--resnet18] [--keep]
 #   BLENDER=/path/to/blender bash scripts/gui_check.sh  # a Blender on this machine instead
 #                                                       # (needs Xvfb, xdotool, ImageMagick here)
 #
