@@ -367,6 +367,7 @@ def paint_big(c, s, name: str, stroke) -> None:
     built = c.build("FILE", "topk")
     c.shot(f"{built}_built")
     c.measure(f"{built}_built")
+    c.open_panel(1, "live_start(")  # after the CNN's bake only the Network panel is open
     c.start_live(built)
     c.reach_canvas(built)
     c.paint(built, stroke, "stroke", reads=None)
