@@ -79,6 +79,13 @@ class Pose:
     ortho_scale: float | None
 
 
+def view_rotation(preset: str, style: str) -> Matrix:
+    """The rotation of `preset`'s view (columns: right, up, back; it looks along -back)."""
+    d, up_hint, _ortho = _view(preset, style)
+    right, up, back = _basis(d, up_hint)
+    return Matrix((right[:], up[:], back[:])).transposed()
+
+
 def pose(
     points: np.ndarray,
     preset: str,
@@ -90,8 +97,9 @@ def pose(
 ) -> Pose:
     """The view of `preset` that shows every point (with a small margin) in a frame of `aspect`
     (width / height), through a lens of `lens` mm on a `sensor` mm wide sensor."""
-    d, up_hint, ortho = _view(preset, style)
-    right, up, back = _basis(d, up_hint)
+    rotation = view_rotation(preset, style)
+    right, up, back = rotation.col[0], rotation.col[1], rotation.col[2]
+    ortho = _view(preset, style)[2]
     lo, hi = points.min(axis=0), points.max(axis=0)
     target = Vector(((lo + hi) / 2).tolist())
     rel = points - np.array(target)
@@ -103,7 +111,6 @@ def pose(
     target += shift
     x -= (x.max() + x.min()) / 2
     y -= (y.max() + y.min()) / 2
-    rotation = Matrix((right[:], up[:], back[:])).transposed()
     if ortho:
         width, height = float(np.ptp(x)), float(np.ptp(y))
         scale = (

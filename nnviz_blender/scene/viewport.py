@@ -78,8 +78,8 @@ def visible_rect(area) -> tuple[int, int, int, int] | None:
 
 
 def frame(area, network_name: str) -> bool:
-    """Turn the 3D viewport `area` to the network's three-quarter view (studio.pose, as the
-    camera's iso preset), framing all of it (evaluated edges, labels and canvas included) in
+    """Turn the 3D viewport `area` to the network's three-quarter view (the camera's iso preset,
+    studio.view_rotation), framing all of it (evaluated edges, labels and canvas included) in
     the part no header, toolbar or sidebar covers (visible_rect), and push its clip end out so
     nothing of it is cut off; False if there is nothing to frame."""
     space = area.spaces.active if area.type == "VIEW_3D" else None
@@ -91,8 +91,8 @@ def frame(area, network_name: str) -> bool:
     lo, hi = box
     corners = np.array([[(lo, hi)[i >> k & 1][k] for k in range(3)] for i in range(8)])
     x0, y0, x1, y1 = rect
-    view = studio.pose(corners, "iso", Network(network_name).layout, 1.0)  # for its rotation
-    rotation = np.array(view.rotation)
+    turn = studio.view_rotation("iso", Network(network_name).layout)
+    rotation = np.array(turn)
     # the lens spans the region's longer side; the window is the visible rect in tangents
     per_pixel = VIEWPORT_SENSOR / space.lens / max(region.width, region.height)
     cx, cy = region.width / 2, region.height / 2
@@ -107,7 +107,7 @@ def frame(area, network_name: str) -> bool:
     centre = (depth.min() + depth.max()) / 2  # orbit about the network's middle
     r3d = space.region_3d
     r3d.view_perspective = "PERSP"
-    r3d.view_rotation = view.rotation.to_quaternion()
+    r3d.view_rotation = turn.to_quaternion()
     r3d.view_location = rotation @ np.array([eye[0], eye[1], centre])
     r3d.view_distance = eye[2] - centre
     space.clip_end = max(space.clip_end, (eye[2] - depth.min()) * CLIP_DEPTH)
